@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-core inodes (XFS's xfs_inode) and the inode cache.
+ *
+ * An inode is read from its cluster buffer and verified by dfs_iget, and
+ * stays cached while referenced. Two kinds of reference: i_count, held by
+ * code for the duration of an operation (dfs_iget/dfs_irele), and
+ * i_nlookup, the FUSE lookup count (dfs_forget). When both reach zero and
+ * i_nlink is 0, dfs_inactive frees the inode's blocks and the inode itself
+ * (XFS's xfs_inactive). An inode with i_nlink 0 that is still referenced sits
+ * on its AGI's unlinked list so that recovery can free it after a crash.
+ *
+ * The data fork is kept in core as a sorted extent list, i_df, which also
+ * holds delayed-allocation extents (br_startblock == DFS_DELAYSTARTBLOCK) that
+ * never reach the disk; bmap.c keeps it and the on-disk fork in step.
+ */
+#ifndef DEEPFS_INODE_H
+#define DEEPFS_INODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "format.h"
+
+struct dfs_mount;
+struct dfs_trans;
+struct dfs_address_space;
+
+#define DFS_DELAYSTARTBLOCK	(UINT64_MAX - 1)
+#define DFS_HOLESTARTBLOCK	(UINT64_MAX - 2)
+
+/* An extent in core: file blocks [startoff, startoff+blockcount) map to
+ * startblock.. (or are delalloc, or a hole in query results). */
+struct dfs_bmbt_irec {
+	uint64_t br_startoff;
+	uint64_t br_startblock;
+	uint64_t br_blockcount;
+	uint32_t br_state;	/* DFS_EXT_NORM / DFS_EXT_UNWRITTEN */
+};
+
+struct dfs_ifork {
+	struct dfs_bmbt_irec *if_ext;	/* sorted, non-overlapping */
+	uint32_t if_nextents;		/* incl. delalloc extents */
+	uint32_t if_cap;
+	uint8_t  if_format;		/* DFS_DINODE_FMT_* on disk */
+	struct dfs_bmroot if_broot;	/* when FMT_BTREE */
+	char    *if_local;		/* FMT_LOCAL data (symlink target, ...) */
+	uint32_t if_local_len;
+};
+
+struct dfs_inode {
+	struct dfs_mount *i_mount;
+	uint64_t i_ino;
+	int      i_count;		/* code references */
+	uint64_t i_nlookup;		/* FUSE lookups */
+	/* core, as on disk */
+	uint32_t i_mode, i_uid, i_gid, i_nlink, i_gen, i_flags, i_rdev;
+	uint64_t i_size;		/* in-core size (may be ahead of disk) */
+	uint64_t i_disk_size;		/* size as logged: grows at IO completion */
+	uint64_t i_nblocks;		/* real blocks owned */
+	uint64_t i_delayed_blks;	/* blocks reserved by delalloc extents */
+	struct timespec i_atime, i_mtime, i_ctime, i_crtime;
+	uint64_t i_next_unlinked;
+	uint64_t i_xattr_blk;
+	struct dfs_ifork i_df;		/* data fork */
+	struct dfs_address_space *i_mapping; /* page cache (pagecache.h) */
+	bool     i_dirty_core;		/* core changed since last logged (atime only) */
+	/* cache bookkeeping, private to inode.c */
+	struct dfs_inode *i_hnext;
+};
+
+int dfs_icache_init(struct dfs_mount *mp);
+void dfs_icache_destroy(struct dfs_mount *mp);
+
+/* Get a referenced in-core inode. Fails with -EINVAL for a number that is
+ * not a valid inode location, -ENOENT for a free inode, -EFSCORRUPTED for a
+ * bad one. tp may be NULL. */
+int dfs_iget(struct dfs_mount *mp, struct dfs_trans *tp, uint64_t ino, struct dfs_inode **ipp);
+void dfs_ihold(struct dfs_inode *ip);
+/* Drop a code reference; may run dfs_inactive (in its own transactions). */
+void dfs_irele(struct dfs_inode *ip);
+/* FUSE forget. */
+void dfs_iforget(struct dfs_inode *ip, uint64_t n);
+
+/* Allocate a new inode near the parent (ialloc.c does the inobt part),
+ * initialised with mode, nlink, rdev and owner, empty extent fork, times now;
+ * logged in tp. */
+int dfs_icreate(struct dfs_trans *tp, struct dfs_inode *parent, uint32_t mode, uint32_t nlink,
+		uint32_t rdev, uint32_t uid, uint32_t gid, struct dfs_inode **ipp);
+/* Copy the in-core core and fork to the cluster buffer and log it. */
+int dfs_trans_log_inode(struct dfs_trans *tp, struct dfs_inode *ip);
+/* Time stamps: flags of DFS_ICHG_* */
+#define DFS_ICHG_MOD	1	/* mtime */
+#define DFS_ICHG_CHG	2	/* ctime */
+#define DFS_ICHG_ACC	4	/* atime */
+void dfs_trans_ichgtime(struct dfs_trans *tp, struct dfs_inode *ip, int flags);
+
+/* Link count changes; dropping to 0 puts the inode on the unlinked list. */
+int dfs_droplink(struct dfs_trans *tp, struct dfs_inode *ip);
+int dfs_bumplink(struct dfs_trans *tp, struct dfs_inode *ip);
+
+/* Free everything of an unlinked, unreferenced inode (XFS's xfs_inactive):
+ * data (dfs_itruncate_extents), xattr block, the inode (dfs_difree),
+ * and take it off the unlinked list. Runs its own transactions. */
+int dfs_inactive(struct dfs_inode *ip);
+/* At mount after recovery: free inodes left on the AGI unlinked lists. */
+int dfs_iunlink_recover(struct dfs_mount *mp);
+
+/* Inode allocation (ialloc.c). */
+int dfs_dialloc(struct dfs_trans *tp, uint64_t parent_ino, uint64_t *inop);
+int dfs_difree(struct dfs_trans *tp, uint64_t ino);
+/* Is ino in an allocated chunk (inobt) and marked in use? 1/0 or -errno. */
+int dfs_imap_check(struct dfs_mount *mp, struct dfs_trans *tp, uint64_t ino);
+/* Verifier of inode cluster blocks; dinode CRC helpers. */
+extern const struct dfs_buf_ops dfs_inode_buf_ops;
+void dfs_dinode_calc_crc(struct dfs_dinode *dip);
+int dfs_dinode_verify(const struct dfs_mount *mp, uint64_t ino, const struct dfs_dinode *dip);
+
+static inline bool dfs_isdir(const struct dfs_inode *ip) { return (ip->i_mode & 0170000) == 0040000; }
+static inline bool dfs_isreg(const struct dfs_inode *ip) { return (ip->i_mode & 0170000) == 0100000; }
+static inline bool dfs_islnk(const struct dfs_inode *ip) { return (ip->i_mode & 0170000) == 0120000; }
+
+#endif /* DEEPFS_INODE_H */
