@@ -58,6 +58,12 @@ int dfs_alloc_vextent(struct dfs_alloc_arg *args);
 /* Free an extent into its AG's trees (marks it busy). */
 int dfs_free_extent(struct dfs_trans *tp, uint64_t fsbno, uint32_t len);
 
+/* mkfs: write AG agno's headers and empty trees (ag.c). agbnos below
+ * reserved_until are in use (AG 0: the log); the AGFL is filled with
+ * DFS_AGFL_RESERVE blocks starting at DFS_AG_FIRST_FREE. */
+int dfs_ag_init_headers(struct dfs_mount *mp, uint32_t agno, uint32_t agblocks_this_ag,
+			uint32_t reserved_until);
+
 /* AGF/AGFL/AGI buffer reads with verifiers. */
 extern const struct dfs_buf_ops dfs_agf_buf_ops;
 extern const struct dfs_buf_ops dfs_agfl_buf_ops;

@@ -45,6 +45,9 @@ int dfs_log_mount(struct dfs_mount *mp);	/* reads the log sb, replays */
 int dfs_log_unmount(struct dfs_mount *mp);	/* checkpoint, mark clean */
 /* Make every committed transaction durable (xfs_log_force). */
 int dfs_log_force(struct dfs_mount *mp);
+/* Free the in-core log without writing anything (failed mount, shutdown):
+ * whatever was not durable is lost, and the next mount replays the rest. */
+void dfs_log_abort(struct dfs_mount *mp);
 int dfs_log_checkpoint(struct dfs_mount *mp);
 uint64_t dfs_log_durable_lsn(struct dfs_mount *mp);
 

@@ -125,6 +125,14 @@ static inline uint64_t dfs_agino_to_ino(const struct dfs_mount *mp, uint32_t agn
 int dfs_mod_fdblocks(struct dfs_mount *mp, int64_t delta);
 #define DFS_AGFL_RESERVE 8	/* blocks per AG kept for free-space btree splits */
 
+/* Mount with flags (super.c); DFS_MOUNT_MKFS: the root directory does not
+ * exist yet (mkfs makes it through the normal code paths, as mkfs.xfs's
+ * protofile does through libxfs). */
+#define DFS_MOUNT_MKFS	(1u << 0)
+struct dfs_mount_opts;
+int dfs_mount_flags(const char *path, const struct dfs_mount_opts *opts, unsigned flags,
+		    struct dfs_mount **mpp);
+
 /* Superblock read/verify and write (super.c). */
 extern const struct dfs_buf_ops dfs_sb_buf_ops;
 int dfs_sb_verify(const struct dfs_mount *mp, const struct dfs_dsb *sb, uint64_t blkno,
