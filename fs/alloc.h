@@ -39,7 +39,8 @@ struct dfs_alloc_arg {
 	uint32_t agbno;
 	uint32_t minlen;		/* at least this long */
 	uint32_t maxlen;		/* at most this long */
-	uint32_t mod, prod;		/* len % prod == mod, if prod > 1 */
+	uint32_t mod, prod;		/* len % prod == mod, if prod > 1 (best effort, as
+					 * XFS: not below minlen; a maxlen result stays) */
 	uint32_t alignment;		/* agbno alignment (inode chunks) */
 	uint32_t minleft;		/* blocks that must remain in the AG after */
 	uint32_t total;			/* blocks the whole operation still needs */
@@ -52,10 +53,19 @@ struct dfs_alloc_arg {
 	int busy_forced;		/* a busy extent forced the log */
 };
 
-/* Allocate one extent; on failure args->fsbno = DFS_NULLFSBLOCK and 0 is
- * returned (ENOSPC is not an error at this level, as in XFS). */
+/*
+ * Allocate one extent; on failure args->fsbno = DFS_NULLFSBLOCK and 0 is
+ * returned (ENOSPC is not an error at this level, as in XFS). args->len
+ * blocks are charged to tp's reservation (dfs_trans_use_blocks) unless
+ * args->wasdel. THIS_AG, NEAR_BNO and THIS_BNO stay in fsbno's AG; only
+ * START_BNO moves on to the next AGs (by size there). alignment and prod 0
+ * mean 1. Even a failed allocation may have refilled or shrunk an AG's
+ * free list in tp: commit tp rather than cancel it (a cancel of a dirty
+ * transaction shuts the filesystem down).
+ */
 int dfs_alloc_vextent(struct dfs_alloc_arg *args);
-/* Free an extent into its AG's trees (marks it busy). */
+/* Free an extent into its AG's trees (marks it busy); the blocks go back
+ * to tp's reservation (dfs_trans_free_blocks). */
 int dfs_free_extent(struct dfs_trans *tp, uint64_t fsbno, uint32_t len);
 
 /* mkfs: write AG agno's headers and empty trees (ag.c). agbnos below
@@ -74,6 +84,19 @@ int dfs_read_agi(struct dfs_mount *mp, struct dfs_trans *tp, uint32_t agno, stru
 /* Load pag counters from the AG headers at mount. */
 int dfs_perag_init(struct dfs_mount *mp);
 void dfs_perag_destroy(struct dfs_mount *mp);
+
+/*
+ * The AGFL ring (XFS's xfs_alloc_get_freelist/put_freelist): take a block
+ * off the front (*agbno = DFS_NULLAGBLOCK when empty) or put one at the end.
+ * btreeblk: the block goes to/comes from a free-space btree, so the AGF's
+ * btreeblks changes with flcount. agbp is the AGF, joined to tp.
+ */
+int dfs_alloc_get_freelist(struct dfs_trans *tp, struct dfs_buf *agbp, uint32_t *agbno,
+			   int btreeblk);
+int dfs_alloc_put_freelist(struct dfs_trans *tp, struct dfs_buf *agbp, uint32_t agbno,
+			   int btreeblk);
+/* AGFL blocks an AG must hold before an allocation can run in it. */
+uint32_t dfs_alloc_min_freelist(const struct dfs_mount *mp, const struct dfs_buf *agbp);
 
 /* Busy extents. */
 int dfs_extent_busy_insert(struct dfs_trans *tp, uint32_t agno, uint32_t agbno, uint32_t len);

@@ -48,8 +48,40 @@ struct dfs_bmalloca {
 	uint64_t hint;
 };
 
-/* Load the data fork from disk into core (at iget). */
-int dfs_bmap_read_extents(struct dfs_trans *tp, struct dfs_inode *ip);
+/*
+ * Fork <-> dinode, for inode.c. dfs_iget calls dfs_bmap_read_extents with
+ * the verified dinode (still in its cluster buffer) after filling the core
+ * (i_mode, i_size, i_nblocks...): it loads i_df from the inline extent array
+ * (FMT_EXTENTS), from the bmbt leaves (FMT_BTREE; reads blocks through tp,
+ * which may be NULL) or copies the local data (FMT_LOCAL, di_size bytes into
+ * if_local). dfs_trans_log_inode calls dfs_bmap_format_fork to write
+ * di_format, di_nextents and di_fork from i_df (delalloc extents never reach
+ * the disk). dfs_bmap_destroy_fork frees the in-core fork (inode reclaim).
+ */
+int dfs_bmap_read_extents(struct dfs_trans *tp, struct dfs_inode *ip,
+			  const struct dfs_dinode *dip);
+void dfs_bmap_format_fork(const struct dfs_inode *ip, struct dfs_dinode *dip);
+void dfs_bmap_destroy_fork(struct dfs_inode *ip);
+/* bmbt cursor on ip's data fork (FMT_BTREE). */
+struct dfs_btree_cur;
+void dfs_bmbt_init_cursor(struct dfs_btree_cur *cur, struct dfs_trans *tp, struct dfs_inode *ip);
+/* Transaction reservation for adding one extent: a bmbt split per level,
+ * a new root, the extents -> btree conversion. */
+struct dfs_mount;
+uint32_t dfs_bmap_ext_res(const struct dfs_mount *mp);
+/*
+ * A transaction for the paths that must not fail for lack of space once
+ * the data was accepted (delalloc conversion, unwritten conversion at IO
+ * completion, hole punch): when m_fdblocks is short it dips into the
+ * reserve pool m_resblks_avail (XFS's XFS_TRANS_RESERVE).
+ * dfs_bmap_reserve_init sets the pool up at mount (called from
+ * dfs_pagecache_init); dfs_bmap_reserve_refill tops it up from free space.
+ */
+int dfs_bmap_trans_alloc_reserved(struct dfs_mount *mp, uint32_t blkres, struct dfs_trans **tpp);
+void dfs_bmap_reserve_init(struct dfs_mount *mp);
+void dfs_bmap_reserve_refill(struct dfs_mount *mp);
+/* Number of real (non-delalloc) extents in the in-core fork. */
+uint32_t dfs_bmap_real_extents(const struct dfs_inode *ip);
 /* Look up mappings of [bno, bno+len): fills up to *nmaps records (holes
  * included, as DFS_HOLESTARTBLOCK). */
 int dfs_bmapi_read(struct dfs_inode *ip, uint64_t bno, uint64_t len, struct dfs_bmbt_irec *mval,

@@ -63,7 +63,7 @@ struct dfs_btree_ops {
 	 * inobt and bmbt. Returns 0 and *fsbno, or -ENOSPC. */
 	int (*alloc_block)(struct dfs_btree_cur *cur, uint64_t hint, uint64_t *fsbno);
 	int (*free_block)(struct dfs_btree_cur *cur, uint64_t fsbno);
-	/* records checked by the invariant checker and fsck */
+	/* records checked by the invariant checker and fsck: 1 if valid, 0 if not */
 	int (*rec_valid)(const struct dfs_btree_cur *cur, const union dfs_btree_rec *rec);
 	/* owner field written in each block's header */
 	uint64_t (*owner)(const struct dfs_btree_cur *cur);
@@ -104,9 +104,15 @@ int dfs_btree_lookup(struct dfs_btree_cur *cur, enum dfs_lookup dir, int *stat);
 int dfs_btree_get_rec(struct dfs_btree_cur *cur, union dfs_btree_rec *rec, int *stat);
 int dfs_btree_increment(struct dfs_btree_cur *cur, int level, int *stat);
 int dfs_btree_decrement(struct dfs_btree_cur *cur, int level, int *stat);
-/* Insert cur->bc_rec at the cursor's position (after a failed EQ lookup). */
+/* Insert cur->bc_rec at the cursor's position (after a failed EQ lookup);
+ * afterwards the cursor points at the new record. */
 int dfs_btree_insert(struct dfs_btree_cur *cur, int *stat);
+/* Delete the record under the cursor; afterwards the cursor points where it
+ * was: at its successor, or just past the end of the leaf before it (so an
+ * increment reaches the successor). */
 int dfs_btree_delete(struct dfs_btree_cur *cur, int *stat);
+/* Rewrite the record under the cursor; its key may change only within the
+ * bounds of its neighbours (the parents' keys are fixed up). */
 int dfs_btree_update(struct dfs_btree_cur *cur, const union dfs_btree_rec *rec);
 /* Make a new empty tree: one leaf block at fsbno. */
 int dfs_btree_init_block(struct dfs_trans *tp, const struct dfs_btree_ops *ops, uint64_t fsbno,
@@ -126,5 +132,18 @@ int dfs_btree_visit_blocks(struct dfs_btree_cur *cur, dfs_btree_blk_fn fn, void 
 /* Check every invariant (key order, keys match children, sibling links,
  * levels, fill, record validity); reports and returns -EFSCORRUPTED. */
 int dfs_btree_check(struct dfs_btree_cur *cur);
+
+/*
+ * Copy a cursor (XFS's xfs_btree_dup_cursor): same path, same transaction.
+ * Without a transaction each copy holds its own buffer references.
+ */
+void dfs_btree_dup_cursor(const struct dfs_btree_cur *cur, struct dfs_btree_cur *ncur);
+/*
+ * Structural checks of a block for the trees' buffer verifiers: header
+ * magic, level below DFS_BTREE_MAXLEVELS, numrecs within maxrecs, sibling
+ * addresses inside the filesystem. Callers check CRC/UUID/self address with
+ * dfs_blkhdr_verify first on reads.
+ */
+int dfs_btree_verify_block(struct dfs_buf *bp, const struct dfs_btree_ops *ops);
 
 #endif /* DEEPFS_BTREE_H */

@@ -50,6 +50,9 @@ struct dfs_buf {
 	const struct dfs_buf_ops *b_ops;
 	uint64_t b_lsn;			/* last LSN that logged it (0 = never) */
 	struct dfs_trans *b_trans;	/* transaction it is joined to, if any */
+	/* the last committed image while a transaction changes a dirty buffer
+	 * (jbd2's frozen data): what a checkpoint writes in place meanwhile */
+	void *b_frozen;
 	/* cache bookkeeping, private to buf.c */
 	struct dfs_buf *b_hnext;
 	struct dfs_buf *b_lru_prev, *b_lru_next;
@@ -79,13 +82,24 @@ void dfs_buf_mark_dirty(struct dfs_buf *bp, uint64_t lsn);
  * block number), waits, and clears DIRTY. */
 int dfs_bcache_writeback(struct dfs_mount *mp, uint64_t upto_lsn);
 uint64_t dfs_bcache_dirty_count(struct dfs_mount *mp);
+/*
+ * For trans.c: a transaction that joins a dirty buffer may change it before
+ * it commits, while a checkpoint must write only committed contents in
+ * place. dfs_buf_freeze keeps a copy of the committed image (if the buffer is
+ * dirty) for dfs_bcache_writeback to write; dfs_buf_thaw drops it once the
+ * buffer leaves the transaction.
+ */
+int dfs_buf_freeze(struct dfs_buf *bp);
+void dfs_buf_thaw(struct dfs_buf *bp);
 
 /* Helpers for blocks that start with struct dfs_blkhdr. */
 void dfs_blkhdr_init(struct dfs_buf *bp, uint32_t magic, uint64_t owner);
 /* Checks magic, CRC, self address and UUID; reports and returns
  * -EFSCORRUPTED on mismatch. */
 int dfs_blkhdr_verify(struct dfs_buf *bp, uint32_t magic);
-/* Sets the CRC of a blkhdr block (for verify_write). */
+/* Sets the CRC of a blkhdr block (for verify_write); first stamps hdr.lsn
+ * with b_lsn, which the log sets to the committing transaction's LSN before
+ * it calls verify_write. */
 void dfs_blkhdr_update_crc(struct dfs_buf *bp);
 
 struct dfs_bcache_stats {

@@ -60,6 +60,7 @@ struct dfs_inode {
 	uint64_t i_disk_size;		/* size as logged: grows at IO completion */
 	uint64_t i_nblocks;		/* real blocks owned */
 	uint64_t i_delayed_blks;	/* blocks reserved by delalloc extents */
+	uint64_t i_delayed_indlen;	/* worst-case bmbt blocks reserved for them (bmap.c) */
 	struct timespec i_atime, i_mtime, i_ctime, i_crtime;
 	uint64_t i_next_unlinked;
 	uint64_t i_xattr_blk;
@@ -68,24 +69,40 @@ struct dfs_inode {
 	bool     i_dirty_core;		/* core changed since last logged (atime only) */
 	/* cache bookkeeping, private to inode.c */
 	struct dfs_inode *i_hnext;
+	struct dfs_inode *i_lru_prev, *i_lru_next;	/* unreferenced, cached */
 };
 
 int dfs_icache_init(struct dfs_mount *mp);
 void dfs_icache_destroy(struct dfs_mount *mp);
+/* How many unreferenced inodes stay cached (default 8192; reclaim work and
+ * tests change it). */
+void dfs_icache_set_lru_max(struct dfs_mount *mp, uint64_t max);
+struct dfs_icache_stats {
+	uint64_t cached;		/* in-core inodes */
+	uint64_t unreferenced;		/* of those, on the LRU */
+	uint64_t hits, misses;		/* dfs_iget */
+	uint64_t evictions;		/* inodes dropped from the cache */
+	uint64_t inactivated;		/* inodes freed by dfs_inactive */
+};
+void dfs_icache_get_stats(struct dfs_mount *mp, struct dfs_icache_stats *st);
 
 /* Get a referenced in-core inode. Fails with -EINVAL for a number that is
  * not a valid inode location, -ENOENT for a free inode, -EFSCORRUPTED for a
  * bad one. tp may be NULL. */
 int dfs_iget(struct dfs_mount *mp, struct dfs_trans *tp, uint64_t ino, struct dfs_inode **ipp);
 void dfs_ihold(struct dfs_inode *ip);
-/* Drop a code reference; may run dfs_inactive (in its own transactions). */
+/* Drop a code reference; may run dfs_inactive (in its own transactions), so
+ * it must not be called while the caller has a transaction open: release
+ * inodes after dfs_trans_commit/cancel. */
 void dfs_irele(struct dfs_inode *ip);
 /* FUSE forget. */
 void dfs_iforget(struct dfs_inode *ip, uint64_t n);
 
 /* Allocate a new inode near the parent (ialloc.c does the inobt part),
  * initialised with mode, nlink, rdev and owner, empty extent fork, times now;
- * logged in tp. */
+ * logged in tp. parent may be NULL (the root directory). With nlink 0
+ * (O_TMPFILE) the inode starts on the unlinked list. tp must have reserved
+ * dfs_ialloc_space_res() blocks for it. */
 int dfs_icreate(struct dfs_trans *tp, struct dfs_inode *parent, uint32_t mode, uint32_t nlink,
 		uint32_t rdev, uint32_t uid, uint32_t gid, struct dfs_inode **ipp);
 /* Copy the in-core core and fork to the cluster buffer and log it. */
@@ -107,10 +124,17 @@ int dfs_inactive(struct dfs_inode *ip);
 /* At mount after recovery: free inodes left on the AGI unlinked lists. */
 int dfs_iunlink_recover(struct dfs_mount *mp);
 
-/* Inode allocation (ialloc.c). */
-int dfs_dialloc(struct dfs_trans *tp, uint64_t parent_ino, uint64_t *inop);
+/* Inode allocation (ialloc.c). dfs_dialloc picks the parent's AG first (or,
+ * for a new directory, the next AG in rotation, as XFS spreads directories);
+ * parent_ino 0 means none. mode is the new inode's (only S_IFDIR matters). */
+int dfs_dialloc(struct dfs_trans *tp, uint64_t parent_ino, uint32_t mode, uint64_t *inop);
 int dfs_difree(struct dfs_trans *tp, uint64_t ino);
-/* Is ino in an allocated chunk (inobt) and marked in use? 1/0 or -errno. */
+/* Free blocks to reserve (dfs_trans_alloc blkres) for a transaction that
+ * creates one inode: a new chunk plus inobt splits, XFS_IALLOC_SPACE_RES. */
+uint32_t dfs_ialloc_space_res(const struct dfs_mount *mp);
+/* Is ino in use? 1 if allocated, 0 if in an allocated chunk but free,
+ * -EINVAL if it is no inode location at all (out of range, or in no chunk of
+ * the inobt), other -errno on IO error or corruption. tp may be NULL. */
 int dfs_imap_check(struct dfs_mount *mp, struct dfs_trans *tp, uint64_t ino);
 /* Verifier of inode cluster blocks; dinode CRC helpers. */
 extern const struct dfs_buf_ops dfs_inode_buf_ops;

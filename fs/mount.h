@@ -61,7 +61,14 @@ struct dfs_mount {
 	uint64_t m_fdblocks;
 	uint64_t m_delalloc_blocks;	/* reserved for delalloc extents */
 	uint64_t m_alloc_set_aside;	/* never handed out: AGFL refills */
+	/* reserve pool (XFS's m_resblks): blocks taken out of m_fdblocks at
+	 * mount for the transactions that must not fail on a full disk
+	 * (writeback's delalloc conversion, IO completion, hole punch);
+	 * see dfs_bmap_trans_alloc_reserved in bmap.h */
+	uint64_t m_resblks;		/* pool size */
+	uint64_t m_resblks_avail;	/* of which still in the pool */
 	uint64_t m_icount, m_ifree;
+	uint32_t m_agirotor;		/* next AG for a new directory (ialloc.c) */
 
 	struct dfs_bcache *m_bcache;
 	struct dfs_log *m_log;

@@ -42,11 +42,19 @@ int dfs_trans_read_buf(struct dfs_trans *tp, uint64_t blkno, const struct dfs_bu
 		       struct dfs_buf **bpp);
 int dfs_trans_get_buf(struct dfs_trans *tp, uint64_t blkno, const struct dfs_buf_ops *ops,
 		      struct dfs_buf **bpp);
+/*
+ * Join a buffer before changing it: a checkpoint may run at any moment (when
+ * the log or the buffer cache fills) and writes in place what a dirty buffer
+ * holds unless a transaction has it joined (then its last committed image).
+ */
 /* Join a buffer the caller holds (the transaction takes over that hold). */
 void dfs_trans_bjoin(struct dfs_trans *tp, struct dfs_buf *bp);
 /* The block changed: log its whole image at commit. */
 void dfs_trans_log_buf(struct dfs_trans *tp, struct dfs_buf *bp);
-/* The block was freed in this transaction: never write it again. */
+/* The block was freed in this transaction: never write it again. Takes
+ * effect at commit, which also tells the log not to replay older images of
+ * the block (it may hold file data by then): call it for every freed
+ * metadata block, with dfs_trans_get_buf if it is not at hand. */
 void dfs_trans_binval(struct dfs_trans *tp, struct dfs_buf *bp);
 /* Release a joined buffer early if it was not logged. */
 void dfs_trans_brelse(struct dfs_trans *tp, struct dfs_buf *bp);

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File data (XFS's xfs_file.c and xfs_aops.c): buffered read and write
+ * through the page cache, writeback that converts delayed allocation, size
+ * changes, fallocate and fsync. The deepfs.h entry points (dfs_read,
+ * dfs_write, dfs_fsync, dfs_fallocate, dfs_readpage, dfs_writepage(s)) live
+ * in file.c; these are for the rest of deepfs.
+ *
+ * Locking: callers hold mp->m_lock.
+ */
+#ifndef DEEPFS_FILE_H
+#define DEEPFS_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct dfs_inode;
+
+/* Largest file: page indexes and byte offsets stay far from overflow. */
+#define DFS_MAX_FILE_SIZE	(1ull << 50)
+
+/*
+ * Truncate or extend a regular file (setattr's size change): zeroes the
+ * tail of the new last block, drops pages past EOF, frees blocks past EOF
+ * and logs the new size and mtime/ctime. Runs its own transactions.
+ */
+int dfs_file_setsize(struct dfs_inode *ip, uint64_t newsize);
+
+/*
+ * Write back ip's dirty pages with start <= index <= end (XFS's
+ * xfs_vm_writepages): delalloc is converted, each physically contiguous
+ * run goes out as one multi-vector bio, and at completion the extents
+ * become written and the on-disk size moves. Waits for the IO; with sync,
+ * also forces the log.
+ */
+int dfs_do_writepages(struct dfs_inode *ip, uint64_t start, uint64_t end, bool sync);
+
+#endif /* DEEPFS_FILE_H */
