@@ -445,9 +445,9 @@ size_t dfs_blkdev_iolog_get(struct dfs_blkdev *bd, struct dfs_iolog_rec **recs)
 	pthread_mutex_lock(&bd->lock);
 	n = bd->iolog_len;
 	*recs = malloc((n ? n : 1) * sizeof(**recs));
-	if (*recs)
+	if (*recs && n)
 		memcpy(*recs, bd->iolog, n * sizeof(**recs));
-	else
+	else if (!*recs)
 		n = 0;
 	pthread_mutex_unlock(&bd->lock);
 	return n;

@@ -1492,10 +1492,27 @@ int dfs_bunmapi(struct dfs_trans *tp, struct dfs_inode *ip, uint64_t bno, uint64
 	return error;
 }
 
+/* Blocks mapped (real or delalloc) at or after file block first. */
+static uint64_t dfs_bmap_blocks_from(const struct dfs_inode *ip, uint64_t first)
+{
+	const struct dfs_ifork *ifp = &ip->i_df;
+	uint64_t n = 0;
+	uint32_t i;
+
+	for (i = 0; i < ifp->if_nextents; i++) {
+		const struct dfs_bmbt_irec *r = &ifp->if_ext[i];
+
+		if (dfs_irec_end(r) > first)
+			n += dfs_irec_end(r) - (r->br_startoff > first ? r->br_startoff : first);
+	}
+	return n;
+}
+
 int dfs_itruncate_extents(struct dfs_inode *ip, uint64_t new_size)
 {
 	struct dfs_mount *mp = ip->i_mount;
 	uint64_t first = (new_size + mp->m_blocksize - 1) >> mp->m_blocklog;
+	uint64_t left = dfs_bmap_blocks_from(ip, first), now;
 	struct dfs_trans *tp;
 	int done = 0, error;
 
@@ -1519,6 +1536,17 @@ int dfs_itruncate_extents(struct dfs_inode *ip, uint64_t new_size)
 		error = dfs_trans_commit(tp, false);
 		if (error)
 			return error;
+		if (done)
+			break;
+		/* each transaction that stops short unmapped something: a map
+		 * that does not shrink is inconsistent, so fail, never spin */
+		now = dfs_bmap_blocks_from(ip, first);
+		if (now >= left) {
+			dfs_err(mp, "inode %" PRIu64 ": truncate to %" PRIu64
+				" made no progress; extent map inconsistent", ip->i_ino, new_size);
+			return -EFSCORRUPTED;
+		}
+		left = now;
 	}
 	return 0;
 }

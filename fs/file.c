@@ -157,6 +157,38 @@ static inline uint32_t dfs_blocks_per_page(const struct dfs_mount *mp)
 	return DFS_PAGE_SIZE >> mp->m_blocklog;
 }
 
+/*
+ * A loop over the extent map that made no progress: the in-core map is not
+ * what the loop's logic relies on. Say so and fail rather than spin.
+ */
+static int dfs_file_no_progress(struct dfs_inode *ip, const char *what, uint64_t fb)
+{
+	dfs_err(ip->i_mount, "inode %" PRIu64 ": %s made no progress at file block %" PRIu64
+		"; extent map inconsistent", ip->i_ino, what, fb);
+	return -EFSCORRUPTED;
+}
+
+/* Blocks of [fb, lb) that are mapped (real or delalloc). */
+static int dfs_file_mapped_blocks(struct dfs_inode *ip, uint64_t fb, uint64_t lb, uint64_t *cnt)
+{
+	struct dfs_bmbt_irec map;
+	int nmaps, error;
+
+	*cnt = 0;
+	while (fb < lb) {
+		nmaps = 1;
+		error = dfs_bmapi_read(ip, fb, lb - fb, &map, &nmaps);
+		if (error)
+			return error;
+		if (nmaps != 1 || map.br_blockcount == 0)
+			return dfs_file_no_progress(ip, "extent lookup", fb);
+		if (map.br_startblock != DFS_HOLESTARTBLOCK)
+			*cnt += map.br_blockcount;
+		fb += map.br_blockcount;
+	}
+	return 0;
+}
+
 /* ---- reading -------------------------------------------------------------- */
 
 /*
@@ -454,10 +486,13 @@ static int dfs_map_blocks(struct dfs_inode *ip, struct dfs_page **pages, uint64_
 		}
 		if (map.br_startblock == DFS_DELAYSTARTBLOCK) {
 			struct dfs_bmbt_irec imap;
+			uint64_t delayed = ip->i_delayed_blks;
 
 			error = dfs_bmapi_convert_delalloc(ip, fb, &imap);
 			if (error)
 				return error;
+			if (ip->i_delayed_blks >= delayed)
+				return dfs_file_no_progress(ip, "delalloc conversion", fb);
 			continue;	/* look again: now it is real */
 		}
 		cnt = map.br_blockcount;
@@ -588,9 +623,27 @@ int dfs_fsync(struct dfs_mount *mp, uint64_t ino, bool datasync)
 	int error;
 
 	pthread_mutex_lock(&mp->m_lock);
-	error = dfs_file_iget(mp, ino, &ip);
+	if (mp->m_shutdown) {
+		error = -EIO;
+		goto out_unlock;
+	}
+	error = dfs_iget(mp, NULL, ino, &ip);
 	if (error)
 		goto out_unlock;
+	if (mp->m_readonly) {
+		/* nothing can be dirty */
+		dfs_irele(ip);
+		goto out_unlock;
+	}
+	if (!dfs_isreg(ip)) {
+		/* directories, symlinks, special files (fsyncdir comes here
+		 * too): no page cache, and every change to them is a committed
+		 * transaction, so forcing the log makes them durable (XFS's
+		 * xfs_dir_fsync) */
+		error = dfs_log_force(mp);
+		dfs_irele(ip);
+		goto out_unlock;
+	}
 	error = dfs_do_writepages(ip, 0, UINT64_MAX, false);
 	if (!error) {
 		/* the data's size moved at IO completion; timestamps only
@@ -629,6 +682,15 @@ static int dfs_file_zero_partial(struct dfs_inode *ip, uint64_t from, uint64_t t
 	return 0;
 }
 
+/*
+ * XFS's xfs_setattr_size. The on-disk size becomes newsize in every case,
+ * in the transaction that logs the change. Before that, the data that the
+ * new size covers but the disk size does not yet ([i_disk_size, newsize))
+ * is written back: otherwise a shrink to between i_disk_size and i_size
+ * would leave the disk size behind (nothing else moves it: the cached data
+ * past newsize is thrown away, and the range below may be all hole), and an
+ * extension would expose zeroes where written data was not yet on disk.
+ */
 int dfs_file_setsize(struct dfs_inode *ip, uint64_t newsize)
 {
 	uint64_t oldsize = ip->i_size;
@@ -644,14 +706,21 @@ int dfs_file_setsize(struct dfs_inode *ip, uint64_t newsize)
 		if (error)
 			return error;
 	}
+	if (newsize > ip->i_disk_size && oldsize > ip->i_disk_size) {
+		/* only pages below both sizes can hold data the disk lacks */
+		uint64_t wend = newsize < oldsize ? newsize : oldsize;
+
+		error = dfs_do_writepages(ip, ip->i_disk_size / DFS_PAGE_SIZE,
+					  (wend - 1) / DFS_PAGE_SIZE, false);
+		if (error)
+			return error;
+	}
 	if (newsize < oldsize)
 		dfs_pagecache_invalidate(ip, (newsize + DFS_PAGE_SIZE - 1) / DFS_PAGE_SIZE,
 					 UINT64_MAX);
 	ip->i_size = newsize;
-	/* shrinking: the size on disk goes first, then the blocks; growing:
-	 * the new range is a hole, so the disk may say so at once */
-	if (newsize < ip->i_disk_size || newsize > oldsize)
-		ip->i_disk_size = newsize;
+	/* shrinking, the size on disk goes first, then the blocks */
+	ip->i_disk_size = newsize;
 	dfs_file_touch(ip);
 	error = dfs_file_log_core(ip, false);
 	if (error)
@@ -673,9 +742,14 @@ static int dfs_file_convert_range(struct dfs_inode *ip, uint64_t fb, uint64_t lb
 		if (error)
 			return error;
 		if (map.br_startblock == DFS_DELAYSTARTBLOCK) {
+			uint64_t delayed = ip->i_delayed_blks;
+
 			error = dfs_bmapi_convert_delalloc(ip, fb, &imap);
 			if (error)
 				return error;
+			/* each conversion takes at least a block out of delalloc */
+			if (ip->i_delayed_blks >= delayed)
+				return dfs_file_no_progress(ip, "delalloc conversion", fb);
 			continue;
 		}
 		fb += map.br_blockcount;
@@ -724,6 +798,8 @@ static int dfs_alloc_file_space(struct dfs_inode *ip, uint64_t off, uint64_t len
 		error = dfs_trans_commit(tp, false);
 		if (error)
 			return error;
+		if (map.br_blockcount == 0 || map.br_startoff + map.br_blockcount <= fb)
+			return dfs_file_no_progress(ip, "preallocation", fb);
 		fb = map.br_startoff + map.br_blockcount;
 	}
 	return 0;
@@ -737,7 +813,7 @@ static int dfs_free_file_space(struct dfs_inode *ip, uint64_t off, uint64_t len)
 	uint64_t end = off + len;
 	uint64_t fb = (off + mp->m_blocksize - 1) >> mp->m_blocklog;
 	uint64_t lb = end >> mp->m_blocklog;
-	uint64_t zend, first_full, last_full;
+	uint64_t zend, first_full, last_full, mapped, left;
 	struct dfs_trans *tp;
 	int done = 0, error;
 
@@ -771,7 +847,12 @@ static int dfs_free_file_space(struct dfs_inode *ip, uint64_t off, uint64_t len)
 			return error;
 		dfs_pagecache_invalidate(ip, first_full, last_full - 1);
 	}
-	while (fb < lb && !done) {
+	if (fb >= lb)
+		return 0;
+	error = dfs_file_mapped_blocks(ip, fb, lb, &mapped);
+	if (error)
+		return error;
+	while (!done) {
 		/* a full disk can still punch holes */
 		error = dfs_bmap_trans_alloc_reserved(mp, dfs_bmap_ext_res(mp), &tp);
 		if (error)
@@ -787,6 +868,16 @@ static int dfs_free_file_space(struct dfs_inode *ip, uint64_t off, uint64_t len)
 		dfs_bmap_reserve_refill(mp);
 		if (error)
 			return error;
+		if (done)
+			break;
+		/* a transaction that stops short has unmapped some extents (it
+		 * stops after DFS_BUNMAPI_MAX_REAL of them): never spin */
+		left = mapped;
+		error = dfs_file_mapped_blocks(ip, fb, lb, &mapped);
+		if (error)
+			return error;
+		if (mapped >= left)
+			return dfs_file_no_progress(ip, "hole punch", fb);
 	}
 	return 0;
 }

@@ -21,8 +21,10 @@ struct dfs_inode;
 
 /*
  * Truncate or extend a regular file (setattr's size change): zeroes the
- * tail of the new last block, drops pages past EOF, frees blocks past EOF
- * and logs the new size and mtime/ctime. Runs its own transactions.
+ * tail of the new last block, writes back the dirty data between the
+ * on-disk size and the new size, drops pages past EOF, frees blocks past
+ * EOF and logs the new size (on disk too, always) and mtime/ctime. Runs its
+ * own transactions.
  */
 int dfs_file_setsize(struct dfs_inode *ip, uint64_t newsize);
 

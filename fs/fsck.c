@@ -371,7 +371,7 @@ static int fsck_replay_log(struct fsck *fc)
 	fsck_note(fc, "the log is dirty: replaying it by mounting the filesystem");
 	error = dfs_mount(fc->path, NULL, &mp);
 	if (error) {
-		fsck_note(fc, "mount failed (%s): the log is not replayed", strerror(-error));
+		fsck_note(fc, "mount failed (%s): checking the image as it is on disk", strerror(-error));
 		return 0;
 	}
 	error = dfs_unmount(mp);

@@ -785,7 +785,9 @@ static int dfs_log_recover(struct dfs_log *log, const struct dfs_loghdr *lh, boo
 		ret = nrec;
 		goto out;
 	}
-	qsort(r.cancels, r.ncancels, sizeof(*r.cancels), dfs_rlog_cancel_cmp);
+	/* qsort's base must not be NULL, even for zero elements (C17 7.22.5) */
+	if (r.ncancels)
+		qsort(r.cancels, r.ncancels, sizeof(*r.cancels), dfs_rlog_cancel_cmp);
 	for (int i = 0; i < nrec; i++) {
 		ret = dfs_log_read_record(&r, positions[i], lh->tail_lsn + (uint64_t)i);
 		if (ret == 0)

@@ -185,6 +185,31 @@ static void dfs_mount_free(struct dfs_mount *mp)
 	free(mp);
 }
 
+/*
+ * A mount that fails once the log is mounted: dfs_log_mount has marked the
+ * log dirty (records may follow) and may have replayed it, and unlinked-list
+ * recovery may have committed transactions. Leaving it at that would make a
+ * clean filesystem look dirty to the next mount and to fsck, for no record
+ * at all. Unless the filesystem is shut down (then whatever was committed
+ * must stay in the log for the next mount), checkpoint and mark the log
+ * clean, as an unmount does.
+ */
+static void dfs_mount_fail_log(struct dfs_mount *mp)
+{
+	int error;
+
+	if (mp->m_readonly || mp->m_shutdown) {
+		dfs_log_abort(mp);
+		return;
+	}
+	error = dfs_log_unmount(mp);
+	if (error) {
+		dfs_err(mp, "failed mount: the log could not be checkpointed (%s); it will be replayed at the next mount",
+			strerror(-error));
+		dfs_log_abort(mp);
+	}
+}
+
 int dfs_mount_flags(const char *path, const struct dfs_mount_opts *opts, unsigned flags,
 		    struct dfs_mount **mpp)
 {
@@ -225,7 +250,7 @@ int dfs_mount_flags(const char *path, const struct dfs_mount_opts *opts, unsigne
 	pthread_mutex_lock(&mp->m_lock);
 	error = dfs_log_mount(mp);
 	if (error)
-		goto out_bcache;
+		goto out_unlock;
 	error = dfs_perag_init(mp);
 	if (error)
 		goto out_log;
@@ -267,10 +292,14 @@ out_pagecache:
 out_icache:
 	dfs_icache_destroy(mp);
 out_perag:
+	/* the log before the perag, as at unmount: the checkpoint's committed
+	 * callbacks (busy extents) may still reach it */
+	dfs_mount_fail_log(mp);
 	dfs_perag_destroy(mp);
+	goto out_unlock;
 out_log:
-	dfs_log_abort(mp);
-out_bcache:
+	dfs_mount_fail_log(mp);
+out_unlock:
 	pthread_mutex_unlock(&mp->m_lock);
 	dfs_bcache_destroy(mp);
 out_free:

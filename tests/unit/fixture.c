@@ -206,7 +206,9 @@ struct dfs_mount *fixture_mount_geom(const char *dir, const struct fixture_geom 
 	sb->agblklog = 0;
 	while ((1ull << sb->agblklog) < sb->agblocks)
 		sb->agblklog++;
-	sb->logstart = DFS_AG_FIRST_FREE;
+	/* as mkfs: the log after the AG headers and the blocks dfs_ag_init_headers
+	 * puts on the AGFL (DFS_AG_FIRST_FREE .. + DFS_AGFL_RESERVE) */
+	sb->logstart = DFS_AG_FIRST_FREE + DFS_AGFL_RESERVE;
 	sb->logblocks = geom->logblocks ? geom->logblocks : 128;
 	sb->inodesize = DFS_INODE_SIZE;
 	sb->inopblock = bs / DFS_INODE_SIZE;

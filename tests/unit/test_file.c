@@ -471,6 +471,152 @@ static void test_file_crash_no_stale_data(void **state)
 	free(dir);
 }
 
+/*
+ * Size changes must reach the disk (XFS's xfs_setattr_size): a truncate to
+ * between the on-disk size and the in-core size (data written past the
+ * disk size, then cut off), an extension over data not yet written back,
+ * fallocate past EOF, and writes past EOF followed by a truncate. Checked
+ * after fsync on a crash copy of the image (log recovery) and after a clean
+ * unmount and mount.
+ */
+enum sz_op { SZ_WRITE, SZ_FSYNC, SZ_TRUNC, SZ_FALLOC, SZ_FALLOC_KEEP, SZ_PUNCH, SZ_ZERO,
+	     SZ_END };
+struct sz_step {
+	enum sz_op op;
+	uint64_t off, len;	/* SZ_TRUNC: off is the size */
+};
+
+static const struct sz_step sz_scripts[][8] = {
+	/* the FUSE reproducer: cp, dd past EOF, truncate to between */
+	{ { SZ_WRITE, 0, 368640 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 679936, 43697 },
+	  { SZ_TRUNC, 409600, 0 }, { SZ_END, 0, 0 } },
+	/* the same, not page aligned, with dirty data kept below the new size */
+	{ { SZ_WRITE, 0, 100000 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 150001, 3000 },
+	  { SZ_WRITE, 500000, 5000 }, { SZ_TRUNC, 300123, 0 }, { SZ_END, 0, 0 } },
+	/* extend over data that was never written back */
+	{ { SZ_WRITE, 0, 50001 }, { SZ_TRUNC, 200000, 0 }, { SZ_END, 0, 0 } },
+	/* truncate down then up again, across the disk size */
+	{ { SZ_WRITE, 0, 40960 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 90000, 7000 },
+	  { SZ_TRUNC, 60001, 0 }, { SZ_TRUNC, 250000, 0 }, { SZ_END, 0, 0 } },
+	/* fallocate without KEEP_SIZE inside and past EOF, then cut back */
+	{ { SZ_WRITE, 0, 40960 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 300000, 1000 },
+	  { SZ_FALLOC, 100000, 50000 }, { SZ_FALLOC, 400000, 77777 },
+	  { SZ_TRUNC, 120000, 0 }, { SZ_END, 0, 0 } },
+	/* a write past EOF punched out, zeroed past EOF, then a truncate */
+	{ { SZ_WRITE, 0, 8192 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 200000, 20000 },
+	  { SZ_PUNCH, 190000, 40000 }, { SZ_ZERO, 230000, 10000 }, { SZ_FALLOC_KEEP, 240000, 9000 },
+	  { SZ_TRUNC, 210000, 0 }, { SZ_END, 0, 0 } },
+	/* shrink to exactly the disk size and to below it */
+	{ { SZ_WRITE, 0, 65536 }, { SZ_FSYNC, 0, 0 }, { SZ_WRITE, 65536, 65536 },
+	  { SZ_TRUNC, 65536, 0 }, { SZ_WRITE, 100000, 10 }, { SZ_TRUNC, 3000, 0 },
+	  { SZ_END, 0, 0 } },
+};
+#define SZ_NSCRIPTS (sizeof(sz_scripts) / sizeof(sz_scripts[0]))
+
+static void sz_run_step(struct dfs_mount *mp, struct rfile *f, const struct sz_step *st)
+{
+	struct dfs_setattr sa = { .valid = DFS_SET_SIZE };
+	uint8_t *src;
+
+	switch (st->op) {
+	case SZ_WRITE:
+		src = malloc(st->len);
+		assert_non_null(src);
+		fill_random(src, st->len);
+		assert_int_equal(dfs_write(mp, f->ino, src, st->len, st->off), (ssize_t)st->len);
+		memcpy(f->data + st->off, src, st->len);
+		if (st->off + st->len > f->size)
+			f->size = st->off + st->len;
+		free(src);
+		break;
+	case SZ_FSYNC:
+		assert_int_equal(dfs_fsync(mp, f->ino, true), 0);
+		break;
+	case SZ_TRUNC:
+		sa.size = st->off;
+		assert_int_equal(dfs_setattr(mp, f->ino, &sa, NULL), 0);
+		model_setsize(f, st->off);
+		break;
+	case SZ_FALLOC:
+	case SZ_FALLOC_KEEP:
+		assert_int_equal(dfs_fallocate(mp, f->ino, st->op == SZ_FALLOC_KEEP ?
+					       FALLOC_FL_KEEP_SIZE : 0, st->off, st->len), 0);
+		if (st->op == SZ_FALLOC && st->off + st->len > f->size)
+			f->size = st->off + st->len;
+		break;
+	case SZ_PUNCH:
+		assert_int_equal(dfs_fallocate(mp, f->ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					       st->off, st->len), 0);
+		model_zero(f, st->off, st->len);
+		break;
+	case SZ_ZERO:
+		assert_int_equal(dfs_fallocate(mp, f->ino, FALLOC_FL_ZERO_RANGE, st->off, st->len), 0);
+		model_zero(f, st->off, st->len);
+		if (st->off + st->len > f->size)
+			f->size = st->off + st->len;
+		break;
+	case SZ_END:
+		break;
+	}
+}
+
+static void run_setsize_remount(uint32_t blocksize)
+{
+	struct dfs_mkfs_opts mo = { .size = 32ull << 20, .blocksize = blocksize };
+	struct dfs_mount_opts opts = { .pagecache_bytes = 1024 * 4096 };
+	struct rfile files[SZ_NSCRIPTS];
+	char path[256], crash[256], *dir;
+	struct dfs_mount *mp;
+	size_t i, j;
+
+	dir = fixture_tmpdir();
+	snprintf(path, sizeof(path), "%s/size.img", dir);
+	snprintf(crash, sizeof(crash), "%s/size-crash.img", dir);
+	assert_int_equal(dfs_mkfs(path, &mo), 0);
+	assert_int_equal(dfs_mount(path, &opts, &mp), 0);
+	for (i = 0; i < SZ_NSCRIPTS; i++) {
+		struct dfs_stat st;
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%zu", i);
+		assert_int_equal(dfs_mknod(mp, dfs_root_ino(mp), name, S_IFREG | 0644, 0, &cred, &st), 0);
+		files[i].ino = st.ino;
+		files[i].size = 0;
+		files[i].data = calloc(1, MAXSIZE + MAXIO);
+		assert_non_null(files[i].data);
+		for (j = 0; sz_scripts[i][j].op != SZ_END; j++)
+			sz_run_step(mp, &files[i], &sz_scripts[i][j]);
+		compare_file(mp, &files[i]);
+	}
+	/* fsync makes the sizes durable: a crash now must keep them */
+	for (i = 0; i < SZ_NSCRIPTS; i++)
+		assert_int_equal(dfs_fsync(mp, files[i].ino, false), 0);
+	assert_int_equal(fixture_copy_file(path, crash), 0);
+	assert_int_equal(dfs_unmount(mp), 0);
+	check_fsck(path);
+
+	assert_int_equal(dfs_mount(path, &opts, &mp), 0);
+	for (i = 0; i < SZ_NSCRIPTS; i++)
+		compare_file(mp, &files[i]);
+	assert_int_equal(dfs_unmount(mp), 0);
+
+	assert_int_equal(dfs_mount(crash, &opts, &mp), 0);
+	for (i = 0; i < SZ_NSCRIPTS; i++) {
+		compare_file(mp, &files[i]);
+		free(files[i].data);
+	}
+	assert_int_equal(dfs_unmount(mp), 0);
+	check_fsck(crash);
+	fixture_rmdir(dir);
+	free(dir);
+}
+
+static void test_file_setsize_remount(void **state)
+{
+	run_setsize_remount(4096);
+	run_setsize_remount(1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_file_random_2k),
 		cmocka_unit_test(test_file_enospc),
 		cmocka_unit_test(test_file_crash_no_stale_data),
+		cmocka_unit_test(test_file_setsize_remount),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

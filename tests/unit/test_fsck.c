@@ -901,23 +901,34 @@ static void test_random_damage(void **state)
 
 		copy_pristine();
 		img_open(&im, g_work);
-		for (i = 0; i < flips; i++) {
-			/* AG headers, tree roots and inode blocks of either AG */
-			uint32_t agno = (uint32_t)(random() % im.sb.agcount);
+		/* Targets come from the undamaged image: a flip must not steer
+		 * the next one to a block address it made up. */
+		uint64_t targets[64];
+		unsigned ntargets = 0, agno;
+
+		for (agno = 0; agno < im.sb.agcount && ntargets + 6 <= 64 - 7; agno++) {
 			struct dfs_agf *agf = img_read_agf(&im, agno);
 			struct dfs_agi *agi = img_read(&im, agb(&im, agno, DFS_AGI_AGBNO));
-			uint64_t targets[] = {
-				agb(&im, agno, DFS_AGF_AGBNO), agb(&im, agno, DFS_AGI_AGBNO),
-				agb(&im, agno, DFS_AGFL_AGBNO), agf->bno_root, agf->cnt_root,
-				agi->root, g_ino_victim >> im.sb.inopblog,
-				g_ino_d1 >> im.sb.inopblog,
-				img_fork_block(&im, g_ino_frag1, DFS_DINODE_FMT_BTREE),
-				img_fork_block(&im, g_ino_bigdir, DFS_DINODE_FMT_EXTENTS),
-				img_fork_block(&im, g_ino_longsym, DFS_DINODE_FMT_EXTENTS),
-				img_xattr_block(&im, g_ino_small),
-				im.sb.rootino >> im.sb.inopblog,
-			};
-			uint64_t fsbno = targets[random() % (sizeof(targets) / sizeof(targets[0]))];
+
+			targets[ntargets++] = agb(&im, agno, DFS_AGF_AGBNO);
+			targets[ntargets++] = agb(&im, agno, DFS_AGI_AGBNO);
+			targets[ntargets++] = agb(&im, agno, DFS_AGFL_AGBNO);
+			targets[ntargets++] = agf->bno_root;
+			targets[ntargets++] = agf->cnt_root;
+			targets[ntargets++] = agi->root;
+			free(agf);
+			free(agi);
+		}
+		targets[ntargets++] = g_ino_victim >> im.sb.inopblog;
+		targets[ntargets++] = g_ino_d1 >> im.sb.inopblog;
+		targets[ntargets++] = img_fork_block(&im, g_ino_frag1, DFS_DINODE_FMT_BTREE);
+		targets[ntargets++] = img_fork_block(&im, g_ino_bigdir, DFS_DINODE_FMT_EXTENTS);
+		targets[ntargets++] = img_fork_block(&im, g_ino_longsym, DFS_DINODE_FMT_EXTENTS);
+		targets[ntargets++] = img_xattr_block(&im, g_ino_small);
+		targets[ntargets++] = im.sb.rootino >> im.sb.inopblog;
+		for (i = 0; i < flips; i++) {
+			/* AG headers, tree roots and inode blocks of any AG */
+			uint64_t fsbno = targets[(unsigned)random() % ntargets];
 			bool is_inode = fsbno == (g_ino_victim >> im.sb.inopblog) ||
 					fsbno == (g_ino_d1 >> im.sb.inopblog) ||
 					fsbno == (im.sb.rootino >> im.sb.inopblog);
@@ -928,8 +939,6 @@ static void test_random_damage(void **state)
 			/* half of the time, the CRC is made valid: damage that only
 			 * cross-checks can find */
 			img_write(&im, fsbno, b, random() % 2 && !is_inode);
-			free(agf);
-			free(agi);
 		}
 		img_close(&im);
 		ret = run_fsck(g_work, true, &res, &out);

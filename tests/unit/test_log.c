@@ -37,6 +37,7 @@
 #include "fs/blkdev.h"
 #include "fs/buf.h"
 #include "fs/crc.h"
+#include "fs/deepfs.h"
 #include "fs/log.h"
 #include "fs/mount.h"
 #include "fs/msg.h"
@@ -836,6 +837,123 @@ static void test_readonly_mount(void **state)
 	unlink(path);
 }
 
+/* ---- a mount that fails after the log mount ------------------------------- */
+
+/* pread of len bytes at byte offset off of the image at path */
+static void image_pread(const char *path, void *buf, size_t len, uint64_t off)
+{
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+static void image_pwrite(const char *path, const void *buf, size_t len, uint64_t off)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+static void read_loghdr(const char *path, struct dfs_loghdr *lh)
+{
+	struct dfs_dsb sb;
+
+	image_pread(path, &sb, sizeof(sb), 0);
+	image_pread(path, lh, sizeof(*lh), sb.logstart * sb.blocksize);
+	assert_int_equal(lh->hdr.magic, DFS_LOGHDR_MAGIC);
+}
+
+/* Flips a byte of the root inode: its cluster then fails verification, so
+ * dfs_mount fails at the root inode, after the log is mounted. */
+static void corrupt_root_inode(const char *path, uint64_t root_off)
+{
+	uint8_t c;
+
+	image_pread(path, &c, 1, root_off + offsetof(struct dfs_dinode, di_crc));
+	c ^= 0xff;
+	image_pwrite(path, &c, 1, root_off + offsetof(struct dfs_dinode, di_crc));
+}
+
+/*
+ * dfs_mount marks the log dirty once it is mounted (records may follow). A
+ * mount failing later, here at a corrupt root inode, must not leave it so:
+ * a clean log stays clean, and a replayed one is reset and clean, so that
+ * neither the next mount nor fsck sees a dirty log.
+ */
+static void test_failed_mount_leaves_log_clean(void **state)
+{
+	struct dfs_mkfs_opts opts = { .size = 16u << 20 };
+	char *dir = fixture_tmpdir(), path[PATH_MAX], crash[PATH_MAX];
+	struct dfs_mount *mp;
+	struct dfs_trans *tp;
+	struct dfs_buf *bp;
+	struct dfs_loghdr lh;
+	uint64_t root_off, blk, lsn, bs;
+	struct dfs_blkhdr *hdr;
+	char *raw;
+
+	snprintf(path, sizeof(path), "%s/image.img", dir);
+	snprintf(crash, sizeof(crash), "%s/crash.img", dir);
+	assert_int_equal(dfs_mkfs(path, &opts), 0);
+	assert_int_equal(dfs_mount(path, NULL, &mp), 0);
+	bs = mp->m_blocksize;
+	root_off = dfs_fsb_to_bytes(mp, dfs_ino_to_fsb(mp, mp->m_sb.rootino)) +
+		   (uint64_t)dfs_ino_to_offset(mp, mp->m_sb.rootino) * DFS_INODE_SIZE;
+	/* one record for the crash copy, on a free block far from the inodes */
+	blk = mp->m_dblocks - 1;
+	assert_int_equal(dfs_trans_alloc(mp, 0, &tp), 0);
+	assert_int_equal(dfs_trans_get_buf(tp, blk, &test_ops, &bp), 0);
+	dfs_blkhdr_init(bp, TEST_MAGIC, 1);
+	fill_meta(bp, 7);
+	dfs_trans_log_buf(tp, bp);
+	assert_int_equal(dfs_trans_commit(tp, true), 0);
+	bp = dfs_buf_incore(mp, blk);
+	assert_non_null(bp);
+	lsn = bp->b_lsn;
+	dfs_buf_relse(bp);
+	assert_int_equal(dfs_blkdev_drain(mp->m_bdev), 0);
+	assert_int_equal(fixture_copy_file(path, crash), 0);
+	assert_int_equal(dfs_unmount(mp), 0);
+
+	dfs_msg_set_quiet(1);
+	/* a clean log */
+	read_loghdr(path, &lh);
+	assert_int_equal(lh.clean, 1);
+	corrupt_root_inode(path, root_off);
+	assert_int_not_equal(dfs_mount(path, NULL, &mp), 0);
+	read_loghdr(path, &lh);
+	assert_int_equal(lh.clean, 1);
+
+	/* a log with a record: replayed, then clean */
+	read_loghdr(crash, &lh);
+	assert_int_equal(lh.clean, 0);
+	corrupt_root_inode(crash, root_off);
+	assert_int_not_equal(dfs_mount(crash, NULL, &mp), 0);
+	read_loghdr(crash, &lh);
+	assert_int_equal(lh.clean, 1);
+	assert_true(lh.tail_lsn > lsn);
+	raw = dfs_bio_alloc_buf(bs);
+	assert_non_null(raw);
+	image_pread(crash, raw, bs, blk * bs);
+	hdr = (struct dfs_blkhdr *)raw;
+	assert_int_equal(hdr->magic, TEST_MAGIC);
+	assert_int_equal(hdr->lsn, lsn);
+	assert_int_equal(((uint32_t *)raw)[sizeof(struct dfs_blkhdr) / 4], 7);
+	/* and a second failed mount finds nothing to replay */
+	assert_int_not_equal(dfs_mount(crash, NULL, &mp), 0);
+	read_loghdr(crash, &lh);
+	assert_int_equal(lh.clean, 1);
+	free(raw);
+	dfs_msg_set_quiet(0);
+	fixture_rmdir(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -852,6 +970,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cancel, simple_setup, simple_teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_mount, simple_setup, simple_teardown),
 		cmocka_unit_test(test_big_transaction),
+		cmocka_unit_test(test_failed_mount_leaves_log_clean),
 		cmocka_unit_test(test_random_4k),
 		cmocka_unit_test(test_random_1k_small_log),
 		cmocka_unit_test(test_random_small_cache),
