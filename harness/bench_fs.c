@@ -24,21 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "fs/deepfs.h"
-
-enum { OPT_DIR, OPT_SIZE, OPT_RUNTIME, OPT_JSON, OPT_FILES };
-
-static const struct rl_opt bench_opts[] = {
-	[OPT_DIR] = { "dir", 'D', "DIR",
-		      "where the two image files go (default /var/tmp); it should be on a real disk" },
-	[OPT_SIZE] = { "size", 's', "SIZE", "size of the fio test file (default 1G)" },
-	[OPT_RUNTIME] = { "runtime", 't', "SECONDS",
-			  "time limit of each fio job (default 30)" },
-	[OPT_JSON] = { "json", 0, NULL, "print the table as JSON" },
-	[OPT_FILES] = { "files", 0, "N", "empty files to create in the create job (default 20000)" },
-	{ 0 },
-};
 
 enum { JOB_SEQWRITE, JOB_SEQREAD, JOB_RANDWRITE, JOB_CREATE, NJOBS };
 
@@ -479,49 +467,20 @@ static bool have_program(const char *name)
 	return run(argv, "/dev/null", true) == 0;
 }
 
-static int bench_run(const struct rl_cmd *cmd, int argc, char **argv)
+int rl_bench_fs(const struct rl_bench_args *a)
 {
-	struct bench b = { .size = 1ull << 30, .runtime = 30, .nfiles = 20000 };
-	const char *dir = "/var/tmp";
+	struct bench b = { .size = a->size ? a->size : 1ull << 30,
+			   .runtime = a->runtime ? a->runtime : 30,
+			   .nfiles = a->files ? a->files : 20000,
+			   .json = a->json };
+	const char *dir = a->dir ? a->dir : "/var/tmp";
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct rl_parser p;
 	char tmpl[PATH_MAX];
 	bool failed = false;
 	int o, job;
 
-	rl_parser_init(&p, cmd, argc, argv);
-	while ((o = rl_next_opt(&p)) >= 0) {
-		switch (o) {
-		case OPT_DIR:
-			dir = p.optarg;
-			break;
-		case OPT_SIZE:
-			if (!rl_opt_size(&p, "--size", &b.size))
-				return RL_EXIT_USAGE;
-			break;
-		case OPT_RUNTIME:
-			if (!rl_opt_u32(&p, "--runtime", &b.runtime))
-				return RL_EXIT_USAGE;
-			break;
-		case OPT_FILES:
-			if (!rl_opt_u32(&p, "--files", &b.nfiles))
-				return RL_EXIT_USAGE;
-			break;
-		case OPT_JSON:
-			b.json = true;
-			break;
-		}
-	}
-	if (o == RL_OPT_HELP)
-		return RL_EXIT_OK;
-	if (o == RL_OPT_ERROR || !rl_want_args(&p, 1, 1))
-		return RL_EXIT_USAGE;
-	if (strcmp(argv[p.optind], "fs") != 0) {
-		rl_usage_error(cmd, "unknown benchmark '%s' (there is: fs)", argv[p.optind]);
-		return RL_EXIT_USAGE;
-	}
-	if (b.size < (1u << 20) || b.runtime == 0 || b.nfiles == 0) {
-		rl_usage_error(cmd, "--size must be at least 1M, --runtime and --files above 0");
+	if (b.size < (1u << 20)) {
+		rl_usage_error(a->cmd, "--size of 'bench fs' must be at least 1M");
 		return RL_EXIT_USAGE;
 	}
 	if (geteuid() != 0) {
@@ -572,18 +531,3 @@ static int bench_run(const struct rl_cmd *cmd, int argc, char **argv)
 			failed |= b.result[job][o] < 0;
 	return failed ? RL_EXIT_PROBLEM : RL_EXIT_OK;
 }
-
-const struct rl_cmd rl_cmd_bench = {
-	.name = "bench",
-	.args = "fs",
-	.summary = "Benchmark deepfs against kernel XFS with fio",
-	.description = "'bench fs' makes a deepfs image in DIR and mounts it through FUSE, runs "
-		       "fio jobs on it (sequential 1 MiB write then read, buffered, with a final "
-		       "fsync; 4 KiB random write), times the creation of empty files, then runs "
-		       "the same on kernel XFS (mkfs.xfs on a loop device with direct IO over an "
-		       "image in DIR), and prints each job's result on both with the ratio "
-		       "deepfs/XFS. Needs root, fio, xfsprogs and /dev/fuse. Everything it "
-		       "mounts or attaches is undone before it exits, also on Ctrl-C.",
-	.opts = bench_opts,
-	.run = bench_run,
-};

@@ -11,6 +11,8 @@
 	X(mkfs)		\
 	X(mount)	\
 	X(fsck)		\
+	X(serve)	\
+	X(run)		\
 	X(bench)	\
 	X(help)		\
 	X(version)

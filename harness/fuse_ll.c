@@ -14,12 +14,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -28,9 +31,10 @@
 #include "fs/format.h"
 #include "harness/fuse_ll.h"
 
-/* How long the kernel may cache names and attributes. Nothing else changes
- * the filesystem behind the kernel's back, so this only bounds staleness if
- * that ever changes. */
+/* How long the kernel may cache names and attributes. Only the pager of
+ * `reclaimlab serve` changes files behind the kernel's back (writing back
+ * shared mappings); this bounds how long a reader that has the file open
+ * may see the old data (the kernel drops pages whose file's mtime moved). */
 #define RL_TIMEOUT 1.0
 
 struct rl_fuse {
@@ -39,6 +43,9 @@ struct rl_fuse {
 	struct fuse_session *se;
 	unsigned max_threads;
 	int unmount_error;
+	bool other_writers;
+	pthread_t loop_thread;	/* rl_fuse_start */
+	int loop_error;
 };
 
 static struct rl_fuse *rf(fuse_req_t req)
@@ -318,9 +325,9 @@ static void rl_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static void rl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* Every change goes through this mount, so what the kernel has cached
-	 * for the file is still right at the next open. */
-	fi->keep_cache = 1;
+	/* Unless the pager writes files too, every change goes through this
+	 * mount, so what the kernel has cached is still right at the next open. */
+	fi->keep_cache = !rf(req)->other_writers;
 	fuse_reply_open(req, fi);
 }
 
@@ -354,7 +361,7 @@ static void rl_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fill_entry(f, &ds, &e);
-	fi->keep_cache = 1;
+	fi->keep_cache = !f->other_writers;
 	if (fuse_reply_create(req, &e, fi))
 		dfs_forget(f->mp, ds.ino, 1);
 }
@@ -840,6 +847,7 @@ int rl_fuse_mount(struct dfs_mount *mp, const struct rl_fuse_config *cfg, struct
 	f->mp = mp;
 	f->root = dfs_root_ino(mp);
 	f->max_threads = cfg->max_threads;
+	f->other_writers = cfg->other_writers;
 
 	error = build_options(cfg, &opts);
 	if (error)
@@ -871,27 +879,9 @@ out_free:
 	return error;
 }
 
-int rl_fuse_run(struct rl_fuse *f)
+/* Unmounts FUSE, then deepfs, and frees f: the end of every session. */
+static int finish(struct rl_fuse *f, int error)
 {
-	struct fuse_loop_config *lc;
-	int ret, error = 0;
-
-	lc = fuse_loop_cfg_create();
-	if (!lc)
-		error = -ENOMEM;
-	if (!error && fuse_set_signal_handlers(f->se))
-		error = -EIO;
-	if (!error) {
-		if (f->max_threads)
-			fuse_loop_cfg_set_max_threads(lc, f->max_threads);
-		ret = fuse_session_loop_mt(f->se, lc);
-		/* > 0: ended by a signal, which is how one asks it to stop */
-		if (ret < 0)
-			error = ret;
-		fuse_remove_signal_handlers(f->se);
-	}
-	if (lc)
-		fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(f->se);
 	fuse_session_destroy(f->se);	/* calls rl_destroy if the kernel had sent INIT */
 	rl_destroy(f);
@@ -899,4 +889,100 @@ int rl_fuse_run(struct rl_fuse *f)
 		error = f->unmount_error;
 	free(f);
 	return error;
+}
+
+/* The loop of a session; > 0 from libfuse means it was told to exit. */
+static int loop(struct rl_fuse *f)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	int ret;
+
+	if (!lc)
+		return -ENOMEM;
+	if (f->max_threads)
+		fuse_loop_cfg_set_max_threads(lc, f->max_threads);
+	ret = fuse_session_loop_mt(f->se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return ret < 0 ? ret : 0;
+}
+
+int rl_fuse_run(struct rl_fuse *f)
+{
+	int error;
+
+	if (fuse_set_signal_handlers(f->se))
+		return finish(f, -EIO);
+	error = loop(f);
+	fuse_remove_signal_handlers(f->se);
+	return finish(f, error);
+}
+
+/* ---- a session in a thread of its own ---- */
+
+/*
+ * libfuse's loop waits for its workers in sem_wait(), which only a signal
+ * interrupts; fuse_session_exit() alone leaves it asleep. This signal, sent
+ * to the loop thread, is how rl_fuse_stop wakes it.
+ */
+#define RL_FUSE_WAKE_SIGNAL SIGUSR1
+
+static void wake_handler(int sig)
+{
+	(void)sig;
+}
+
+static void *loop_thread(void *arg)
+{
+	struct rl_fuse *f = arg;
+
+	f->loop_error = loop(f);
+	return NULL;
+}
+
+void rl_fuse_inval_data(struct rl_fuse *f, uint64_t ino, uint64_t off, uint64_t len)
+{
+	fuse_ino_t node = ino == f->root ? FUSE_ROOT_ID : (fuse_ino_t)ino;
+
+	/* -ENOENT: the kernel has no inode for it, so nothing is cached */
+	(void)fuse_lowlevel_notify_inval_inode(f->se, node, (off_t)off, (off_t)len);
+}
+
+int rl_fuse_start(struct rl_fuse *f)
+{
+	struct sigaction sa = { .sa_handler = wake_handler };
+	sigset_t wake, old;
+	int error;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(RL_FUSE_WAKE_SIGNAL, &sa, NULL) < 0)
+		return finish(f, -errno);
+	/* the loop thread and the workers it starts must be able to take it */
+	sigemptyset(&wake);
+	sigaddset(&wake, RL_FUSE_WAKE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &wake, &old);
+	error = pthread_create(&f->loop_thread, NULL, loop_thread, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (error)
+		return finish(f, -error);
+	return 0;
+}
+
+int rl_fuse_stop(struct rl_fuse *f)
+{
+	struct timespec deadline;
+
+	fuse_session_exit(f->se);
+	/* again and again: a signal that comes before the loop is in sem_wait is lost */
+	for (;;) {
+		pthread_kill(f->loop_thread, RL_FUSE_WAKE_SIGNAL);	/* ESRCH: it ended */
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += 20 * 1000 * 1000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(f->loop_thread, NULL, &deadline) == 0)
+			break;
+	}
+	return finish(f, f->loop_error);
 }

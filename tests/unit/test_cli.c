@@ -14,13 +14,24 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "fs/deepfs.h"
 #include "harness/cli.h"
+#include "pager/pager.h"
 
 static unsigned long long seed;
 
@@ -280,6 +291,8 @@ static void test_command_table(void **state)
 	assert_non_null(rl_find_cmd("mkfs"));
 	assert_non_null(rl_find_cmd("mount"));
 	assert_non_null(rl_find_cmd("fsck"));
+	assert_non_null(rl_find_cmd("serve"));
+	assert_non_null(rl_find_cmd("run"));
 }
 
 /* Every line of every usage text fits in 80 columns. */
@@ -331,6 +344,391 @@ static void test_markdown(void **state)
 	free(text);
 }
 
+/* ---- serve and run: what they refuse before starting anything ---- */
+
+/*
+ * Runs the subcommand with argv (NULL-terminated, the command's name first)
+ * and returns its exit status, with what it printed on stderr in err.
+ */
+static int call_cmd(const char **cargv, char *err, size_t errlen)
+{
+	char *argv[32];
+	const struct rl_cmd *cmd = rl_find_cmd(cargv[0]);
+	FILE *tmp = tmpfile();
+	int argc = 0, saved, status;
+	size_t n;
+
+	assert_non_null(cmd);
+	assert_non_null(tmp);
+	while (cargv[argc]) {
+		assert_true(argc < 31);
+		argv[argc] = (char *)cargv[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+	status = cmd->run(cmd, argc, argv);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(tmp);
+	n = fread(err, 1, errlen - 1, tmp);
+	err[n] = '\0';
+	fclose(tmp);
+	return status;
+}
+
+#define CALL(err, ...) call_cmd((const char *[]){ __VA_ARGS__, NULL }, err, sizeof(err))
+
+static void expect(int status, const char *err, int want_status, const char *want_text)
+{
+	if (status != want_status || !strstr(err, want_text))
+		fail_msg("exit %d (expected %d), stderr \"%s\" (expected it to contain \"%s\")",
+			 status, want_status, err, want_text);
+}
+
+static void test_run_usage(void **state)
+{
+	char err[4096];
+
+	expect(CALL(err, "run"), err, RL_EXIT_USAGE, "missing PROGRAM");
+	expect(CALL(err, "run", "--mem", "32M", "--"), err, RL_EXIT_USAGE, "missing PROGRAM");
+	expect(CALL(err, "run", "--mem", "1M", "--", "true"), err, RL_EXIT_USAGE,
+	       "--mem must be at least 4 MiB");
+	expect(CALL(err, "run", "--mem", "lots", "true"), err, RL_EXIT_USAGE, "bad --mem 'lots'");
+	expect(CALL(err, "run", "--socket", "/nonexistent.sock", "--mem", "32M", "--", "true"),
+	       err, RL_EXIT_USAGE, "configure a private daemon");
+	expect(CALL(err, "run", "--verify", "--socket", "/nonexistent.sock", "true"), err,
+	       RL_EXIT_USAGE, "configure a private daemon");
+	expect(CALL(err, "run", "--backend", "swap", "--", "true"), err, RL_EXIT_USAGE,
+	       "unknown --backend 'swap'");
+	expect(CALL(err, "run", "--policy", "lru", "--", "true"), err, RL_EXIT_USAGE,
+	       "unknown --policy 'lru'");
+	expect(CALL(err, "run", "--image", "x.img", "--image-size", "1G", "--", "true"), err,
+	       RL_EXIT_USAGE, "--image-size is for a new image");
+	expect(CALL(err, "run", "--nope", "--", "true"), err, RL_EXIT_USAGE,
+	       "unknown option '--nope'");
+}
+
+/* Program lookup comes before any daemon, with the shell's exit statuses. */
+static void test_run_program_lookup(void **state)
+{
+	char err[4096], path[] = "/tmp/test_cli-noexec-XXXXXX";
+	int fd;
+
+	expect(CALL(err, "run", "--", "no-such-program-rl"), err, 127,
+	       "reclaimlab run: no-such-program-rl: command not found");
+	/* options end at the program: its -n is not run's (that would be exit 2) */
+	expect(CALL(err, "run", "--mem", "32M", "no-such-program-rl", "-n", "--mem"), err, 127,
+	       "no-such-program-rl: command not found");
+	expect(CALL(err, "run", "--", "/nonexistent/prog"), err, 127,
+	       "/nonexistent/prog: No such file or directory");
+	expect(CALL(err, "run", "--", "/"), err, 126, "/: Is a directory");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(chmod(path, 0644), 0);
+	expect(CALL(err, "run", "--", path), err, 126, "Permission denied");
+	unlink(path);
+}
+
+static void test_serve_usage(void **state)
+{
+	char err[4096];
+
+	expect(CALL(err, "serve"), err, RL_EXIT_USAGE, "missing argument");
+	expect(CALL(err, "serve", "--mem", "1M", "x.img"), err, RL_EXIT_USAGE,
+	       "--mem must be at least 4 MiB");
+	expect(CALL(err, "serve", "--backend", "swap", "x.img"), err, RL_EXIT_USAGE,
+	       "unknown --backend 'swap'");
+	expect(CALL(err, "serve", "--policy", "lru", "x.img"), err, RL_EXIT_USAGE,
+	       "unknown --policy 'lru'");
+	expect(CALL(err, "serve", "--backing-dir", "/tmp", "x.img"), err, RL_EXIT_USAGE,
+	       "--backing-dir is for --backend file");
+	expect(CALL(err, "serve", "--workers", "0", "x.img"), err, RL_EXIT_USAGE,
+	       "--workers must be from 1 to 64");
+	expect(CALL(err, "serve", "--ready-fd", "1000", "x.img"), err, RL_EXIT_USAGE,
+	       "--ready-fd 1000 is not an open file descriptor");
+	expect(CALL(err, "serve", "a.img", "b.img"), err, RL_EXIT_USAGE, "unexpected argument");
+}
+
+static void make_tmpdir(char *dir)
+{
+	strcpy(dir, "/tmp/test_cli-rt-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+/* The runtime directory: made 0700, refused when others could write to it. */
+static void test_default_socket_path(void **state)
+{
+	char dir[64], rt[96], want[128], buf[128], err[4096];
+	char *old = getenv("RECLAIMLAB_RUNTIME_DIR");
+	struct stat st;
+
+	old = old ? strdup(old) : NULL;
+	make_tmpdir(dir);
+	snprintf(rt, sizeof(rt), "%s/rt", dir);
+	setenv("RECLAIMLAB_RUNTIME_DIR", rt, 1);
+	assert_int_equal(rl_default_socket_path(buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/pager.sock", rt);
+	assert_string_equal(buf, want);
+	assert_int_equal(stat(rt, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(rl_default_socket_path(buf, 10), -ENAMETOOLONG);
+
+	/* serve finds no image before it mounts anything: exit 1, the default
+	 * mount point made in the runtime directory */
+	expect(CALL(err, "serve", "/nonexistent.img"), err, RL_EXIT_PROBLEM,
+	       "/nonexistent.img: No such file or directory");
+	snprintf(want, sizeof(want), "%s/mnt", rt);
+	assert_int_equal(stat(want, &st), 0);
+	assert_int_equal(rmdir(want), 0);
+
+	assert_int_equal(chmod(rt, 0777), 0);
+	fflush(stderr);
+	assert_int_equal(rl_default_socket_path(buf, sizeof(buf)), -EPERM);
+	assert_int_equal(rmdir(rt), 0);
+	fclose(fopen(rt, "w"));
+	assert_int_equal(rl_default_socket_path(buf, sizeof(buf)), -ENOTDIR);
+	assert_int_equal(unlink(rt), 0);
+	assert_int_equal(rmdir(dir), 0);
+	if (old)
+		setenv("RECLAIMLAB_RUNTIME_DIR", old, 1);
+	else
+		unsetenv("RECLAIMLAB_RUNTIME_DIR");
+	free(old);
+}
+
+/* ---- the control client (pager/ctl.c) against a scripted daemon ---- */
+
+struct fake_daemon {
+	int sock;
+	int err;		/* answer with RL_MSG_ERR and this errno, 0 = OK */
+	struct rl_msg got;	/* the request it received */
+	int nreq;
+};
+
+static void *fake_daemon(void *arg)
+{
+	struct fake_daemon *fd = arg;
+	struct rl_msg r;
+
+	while (rl_proto_recv(fd->sock, &fd->got) == 1) {
+		uint16_t len = 0;
+
+		fd->nreq++;
+		if (rl_proto_check(&fd->got, 0, NULL))
+			break;
+		memset(&r, 0, sizeof(r));
+		r.fds[0] = r.fds[1] = -1;
+		if (fd->err) {
+			r.u.err.err = fd->err;
+			strcpy(r.u.err.text, "refused");
+			rl_proto_send(fd->sock, &r, RL_MSG_ERR, fd->got.hdr.seq, sizeof(r.u.err), 0);
+			continue;
+		}
+		if (fd->got.hdr.type == RL_MSG_STATS) {
+			r.u.counters.faults_missing = 42;
+			r.u.counters.peak_resident = 7;
+			r.u.counters.budget_pages = fd->got.u.stats.wait_idle_ms;
+			len = sizeof(r.u.counters);
+		}
+		rl_proto_send(fd->sock, &r, RL_MSG_OK, fd->got.hdr.seq, len, 0);
+	}
+	close(fd->sock);
+	return NULL;
+}
+
+static int start_fake(struct fake_daemon *fd, pthread_t *t, int err)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	memset(fd, 0, sizeof(*fd));
+	fd->sock = sv[1];
+	fd->err = err;
+	assert_int_equal(pthread_create(t, NULL, fake_daemon, fd), 0);
+	return sv[0];
+}
+
+static void test_ctl(void **state)
+{
+	struct fake_daemon fd;
+	struct rl_counters c;
+	pthread_t t;
+	int sock;
+
+	sock = start_fake(&fd, &t, 0);
+	memset(&c, 0xff, sizeof(c));
+	assert_int_equal(rl_ctl_stats(sock, "run-1-abc", 1234, &c), 0);
+	assert_int_equal(fd.got.hdr.type, RL_MSG_STATS);
+	assert_string_equal(fd.got.u.stats.session, "run-1-abc");
+	assert_int_equal(c.faults_missing, 42);
+	assert_int_equal(c.peak_resident, 7);
+	assert_int_equal(c.budget_pages, 1234);	/* the wait the daemon was asked for */
+	assert_int_equal(c.evictions, 0);
+	assert_int_equal(rl_ctl_stats(sock, NULL, 0, &c), 0);
+	assert_string_equal(fd.got.u.stats.session, "");
+	assert_int_equal(rl_ctl_stats(sock, "0123456789012345678901234567890123", 0, &c),
+			 -ENAMETOOLONG);
+	assert_int_equal(rl_ctl_shutdown(sock), 0);
+	assert_int_equal(fd.got.hdr.type, RL_MSG_SHUTDOWN);
+	assert_int_equal(fd.nreq, 3);
+	close(sock);
+	pthread_join(t, NULL);
+
+	/* a refusal comes back as its errno */
+	sock = start_fake(&fd, &t, EPERM);
+	assert_int_equal(rl_ctl_shutdown(sock), -EPERM);
+	assert_int_equal(rl_ctl_stats(sock, "s", 0, &c), -EPERM);
+	close(sock);
+	pthread_join(t, NULL);
+}
+
+static void test_ctl_connect(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[64], path[200];
+	int l, s;
+
+	make_tmpdir(dir);
+	snprintf(path, sizeof(path), "%s/pager.sock", dir);
+	assert_int_equal(rl_ctl_connect(path), -ENOENT);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l >= 0);
+	strcpy(sa.sun_path, path);
+	assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(rl_ctl_connect(path), -ECONNREFUSED);	/* bound, not listening */
+	assert_int_equal(listen(l, 1), 0);
+	s = rl_ctl_connect(path);
+	assert_true(s >= 0);
+	assert_true(fcntl(s, F_GETFD) & FD_CLOEXEC);
+	close(s);
+	close(l);
+	unlink(path);
+	memset(path, 'a', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	assert_int_equal(rl_ctl_connect(path), -ENAMETOOLONG);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* ---- serve for real: FUSE, the pager, and both ways to stop it ---- */
+
+static bool is_mounted(const char *dir, const char *parent)
+{
+	struct stat a, b;
+
+	assert_int_equal(stat(dir, &a), 0);
+	assert_int_equal(stat(parent, &b), 0);
+	return a.st_dev != b.st_dev;
+}
+
+/* Starts `serve` in a child and waits for its ready byte. */
+static pid_t start_serve(const char *img, const char *sock, const char *mnt)
+{
+	char fdarg[16], byte = 0;
+	struct pollfd pfd;
+	int pipefd[2];
+	pid_t pid;
+
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const struct rl_cmd *cmd = rl_find_cmd("serve");
+		char *argv[] = { "serve", (char *)img, "--socket", (char *)sock, "--mountpoint",
+				 (char *)mnt, "--mem", "8M", "--ready-fd", fdarg, "--quiet", NULL };
+
+		close(pipefd[0]);
+		snprintf(fdarg, sizeof(fdarg), "%d", pipefd[1]);
+		_exit(cmd->run(cmd, 11, argv));
+	}
+	close(pipefd[1]);
+	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 30000), 1);
+	assert_int_equal(read(pipefd[0], &byte, 1), 1);
+	close(pipefd[0]);
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int ws;
+
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	return WEXITSTATUS(ws);
+}
+
+/* deepfs refuses a read-only mount of an image whose log is dirty. */
+static void assert_clean(const char *img)
+{
+	struct dfs_mount_opts o = { .readonly = true };
+	struct dfs_mount *mp;
+
+	assert_int_equal(dfs_mount(img, &o, &mp), 0);
+	assert_int_equal(dfs_unmount(mp), 0);
+}
+
+static void test_serve_lifecycle(void **state)
+{
+	char dir[64], img[96], sock[96], mnt[96];
+	struct dfs_mkfs_opts mo = { .size = 64ull << 20 };
+	struct rl_counters c;
+	pid_t pid;
+	int s;
+
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0)
+		skip();	/* FUSE mounts need root here */
+	make_tmpdir(dir);
+	snprintf(img, sizeof(img), "%s/img", dir);
+	snprintf(sock, sizeof(sock), "%s/pager.sock", dir);
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	assert_int_equal(mkdir(mnt, 0700), 0);
+	assert_int_equal(dfs_mkfs(img, &mo), 0);
+
+	/* stopped by a SHUTDOWN request */
+	pid = start_serve(img, sock, mnt);
+	assert_true(is_mounted(mnt, dir));
+	s = rl_ctl_connect(sock);
+	assert_true(s >= 0);
+	assert_int_equal(rl_ctl_stats(s, "", 0, &c), 0);
+	assert_int_equal(c.budget_pages, (8u << 20) / (unsigned)sysconf(_SC_PAGESIZE));
+	assert_int_equal(c.clients, 0);
+	assert_int_equal(rl_ctl_shutdown(s), 0);
+	close(s);
+	assert_int_equal(wait_exit(pid), 0);
+	assert_false(is_mounted(mnt, dir));
+	assert_int_equal(access(sock, F_OK), -1);	/* the daemon removed it */
+	assert_clean(img);
+
+	/* stopped by SIGTERM, with a file of the mount open */
+	pid = start_serve(img, sock, mnt);
+	{
+		char f[128];
+		int fd;
+
+		snprintf(f, sizeof(f), "%s/file", mnt);
+		fd = open(f, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "data", 4), 4);
+		assert_int_equal(kill(pid, SIGTERM), 0);
+		assert_int_equal(wait_exit(pid), 0);
+		close(fd);
+	}
+	assert_false(is_mounted(mnt, dir));
+	assert_clean(img);
+
+	assert_int_equal(unlink(img), 0);
+	assert_int_equal(rmdir(mnt), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +740,13 @@ int main(void)
 		cmocka_unit_test(test_command_table),
 		cmocka_unit_test(test_usage_width),
 		cmocka_unit_test(test_markdown),
+		cmocka_unit_test(test_run_usage),
+		cmocka_unit_test(test_run_program_lookup),
+		cmocka_unit_test(test_serve_usage),
+		cmocka_unit_test(test_default_socket_path),
+		cmocka_unit_test(test_ctl),
+		cmocka_unit_test(test_ctl_connect),
+		cmocka_unit_test(test_serve_lifecycle),
 	};
 	const char *env = getenv("TEST_SEED");
 

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reclaimlab bench: one command (bench.c: options, which benchmark), one
+ * file per benchmark. bench.c has parsed and range-checked the options and
+ * rejected those that do not belong to the chosen benchmark; each benchmark
+ * applies its own defaults to what was not given and returns an RL_EXIT_*
+ * code.
+ */
+#ifndef RECLAIMLAB_BENCH_H
+#define RECLAIMLAB_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+
+struct rl_bench_args {
+	const struct rl_cmd *cmd;	/* for usage errors */
+	bool json;			/* print JSON instead of the table */
+	/* 0 or NULL: not given */
+	uint64_t size;
+	const char *dir;		/* fs */
+	uint32_t runtime;		/* fs, seconds */
+	uint32_t files;			/* fs */
+	uint32_t runs;			/* pager */
+	const char *backend;		/* pager: passed to `run --backend` */
+	uint64_t image_size;		/* pager: passed to `run --image-size` */
+	bool pin;			/* pager: --cpu given */
+	uint32_t cpu;			/* pager: pin every case to this CPU */
+};
+
+/* bench fs: deepfs through FUSE against kernel XFS (bench_fs.c) */
+int rl_bench_fs(const struct rl_bench_args *a);
+/* bench pager: fault service latency against a minimal handler (bench_pager.c) */
+int rl_bench_pager(const struct rl_bench_args *a);
+
+#endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pager's backing store, reached only through this table, as the kernel
+ * reaches a filesystem through address_space_operations. Two backends:
+ *
+ *   deepfs (aops_deepfs.c): an anonymous region is an unlinked deepfs inode
+ *       (created in the root directory, unlinked at once, freed when the
+ *       region goes); a FILE region is the mapped file's own inode. writepage
+ *       goes through deepfs's buffered write and writepage, i.e. the deep
+ *       delayed-allocation path (docs/allocation-path.md).
+ *   file (aops_file.c): an unlinked plain file on the host (O_TMPFILE in
+ *       backing_dir), pread/pwrite: the shallow reference.
+ *
+ * Every call is synchronous, may block on IO, and is made without the pager
+ * lock. Calls on one rl_backing are never concurrent for the same page
+ * index, but may be for different indexes. Pages are 4096 bytes.
+ */
+#ifndef RECLAIMLAB_PAGER_AOPS_H
+#define RECLAIMLAB_PAGER_AOPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RL_PAGE_SIZE	4096u
+#define RL_PAGE_SHIFT	12
+
+struct rl_backing;		/* one per region, private to the backend */
+struct rl_backend;
+
+struct rl_aops {
+	const char *name;	/* "deepfs", "file" */
+	/* A new, empty backing object for an anonymous region of npages. */
+	int (*open_anon)(struct rl_backend *be, uint64_t npages, struct rl_backing **bp);
+	/* The backing object of an existing file (deepfs: its inode number);
+	 * -EOPNOTSUPP where the backend has no files. */
+	int (*open_file)(struct rl_backend *be, uint64_t ino, struct rl_backing **bp);
+	/* Fills dst with page index. A page never written reads as zeroes (the
+	 * pager does not ask for those of anonymous regions). */
+	int (*readpage)(struct rl_backing *b, uint64_t index, void *dst);
+	/* Writes one page and waits until it is durable in the backing store as
+	 * far as the backend goes (deepfs: written by writepage, not fsynced).
+	 * FILE regions: only the part below the file's size is written; never
+	 * extends the file. */
+	int (*writepage)(struct rl_backing *b, uint64_t index, const void *src);
+	/* n contiguous pages starting at first, srcs[i] for page first+i. */
+	int (*writepages)(struct rl_backing *b, uint64_t first, uint64_t n,
+			  const void *const *srcs);
+	/* The pages' contents no longer matter (munmap, MADV_DONTNEED): free
+	 * their space (anonymous regions only). */
+	int (*discard)(struct rl_backing *b, uint64_t first, uint64_t n);
+	/* The region is gone: free the object (anonymous: the inode/file and all
+	 * its blocks; FILE: nothing but the reference). */
+	void (*release)(struct rl_backing *b);
+};
+
+extern const struct rl_aops rl_deepfs_aops;
+extern const struct rl_aops rl_file_aops;
+
+struct dfs_mount;
+
+struct rl_backend {
+	const struct rl_aops *ops;
+	struct dfs_mount *mp;		/* deepfs */
+	const char *dir;		/* file: host directory */
+};
+
+/* Human-readable backend names for --backend and messages. */
+const char *rl_backend_name(const struct rl_backend *be);
+
+#endif

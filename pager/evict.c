@@ -1,0 +1,723 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frame allocation and reclaim (shrink_page_list with a clock instead of
+ * LRU lists), pageout through a_ops, and the range operations the protocol
+ * asks for (DISCARD, SYNC, REGION_DEL, SNAPSHOT, teardown).
+ *
+ * The invariant everything here keeps: a page is in the memfd only while
+ * its pte is RESIDENT (or BUSY being filled). Eviction punches the page out
+ * of the memfd, so the client's next touch is a MISSING fault; the daemon
+ * reads r->map only for RESIDENT pages it holds BUSY.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <isa-l/crc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pager/fault.h"
+#include "pager/pager_int.h"
+
+#ifndef UFFDIO_WRITEPROTECT_MODE_WP
+#define UFFDIO_WRITEPROTECT_MODE_WP	((__u64)1 << 0)
+#endif
+
+/* Pages a range operation holds BUSY at once. */
+#define RL_BATCH	256
+
+static _Thread_local unsigned char io_buf[RL_PAGE_SIZE] __attribute__((aligned(RL_PAGE_SIZE)));
+
+uint32_t rl_page_csum(const void *page)
+{
+	/* crc32_iscsi neither pre- nor post-inverts: standard CRC32C */
+	return ~crc32_iscsi((unsigned char *)page, RL_PAGE_SIZE, ~0u);
+}
+
+void rl_account_resident(struct rl_pager *p, struct rl_client *cl, int64_t delta)
+{
+	p->total.resident += (uint64_t)delta;
+	if (p->total.resident > p->total.peak_resident)
+		p->total.peak_resident = p->total.resident;
+	if (cl && cl->sess) {
+		struct rl_counters *c = &cl->sess->c;
+
+		c->resident += (uint64_t)delta;
+		if (c->resident > c->peak_resident)
+			c->peak_resident = c->resident;
+	}
+}
+
+static void pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
+{
+	pte->flags &= ~RL_PTE_BUSY;
+	pthread_cond_broadcast(&p->page_wait);
+}
+
+static uint64_t backing_pgoff(const struct rl_region *r, uint64_t index)
+{
+	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
+}
+
+static int punch_page(struct rl_region *r, uint64_t index)
+{
+	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(index << RL_PAGE_SHIFT), RL_PAGE_SIZE))
+		return -errno;
+	return 0;
+}
+
+/*
+ * The IO half of pageout, without the lock, on a RESIDENT DIRTY page the
+ * caller holds BUSY: write-protect it in the client (a write now faults and
+ * waits for BUSY), then write it from the daemon's mapping.
+ */
+static int pageout_io(struct rl_pager *p, struct rl_region *r, uint64_t index, uint32_t *csum)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = r->start + (index << RL_PAGE_SHIFT), .len = RL_PAGE_SIZE },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	const unsigned char *src = r->map + (index << RL_PAGE_SHIFT);
+
+	/* ENOENT/ESRCH: the client's mapping or mm is gone, nobody can write
+	 * the page any more, so writing it back is still exact. */
+	if (ioctl(r->client->uffd, UFFDIO_WRITEPROTECT, &wp) && errno != ENOENT && errno != ESRCH)
+		return -errno;
+	int error;
+
+	if (p->cfg.verify)
+		*csum = rl_page_csum(src);
+	error = r->be->ops->writepage(r->backing, backing_pgoff(r, index), src);
+	if (!error && r->kind == RL_REGION_FILE && p->cfg.file_written)
+		p->cfg.file_written(p->cfg.file_written_arg, r->file_ino,
+				    backing_pgoff(r, index) << RL_PAGE_SHIFT, RL_PAGE_SIZE);
+	return error;
+}
+
+/* The state half of a successful pageout (lock held). */
+static void pageout_done(struct rl_pager *p, struct rl_region *r, struct rl_pte *pte,
+			 uint32_t csum)
+{
+	pte->flags &= ~RL_PTE_DIRTY;
+	pte->flags |= RL_PTE_BACKED;
+	if (p->cfg.verify) {
+		pte->csum = csum;
+		pte->flags |= RL_PTE_CSUM;
+	} else {
+		pte->flags &= ~RL_PTE_CSUM;
+	}
+	RL_COUNT(p, r->client, pages_written, 1);
+	RL_COUNT(p, r->client, bytes_written, RL_PAGE_SIZE);
+}
+
+/* pageout(): lock held, pte BUSY|DIRTY; drops the lock around the IO. */
+static int rl_pageout(struct rl_pager *p, struct rl_region *r, uint64_t index, struct rl_pte *pte)
+{
+	uint32_t csum = 0;
+	int err;
+
+	pthread_mutex_unlock(&p->lock);
+	err = pageout_io(p, r, index, &csum);
+	pthread_mutex_lock(&p->lock);
+	if (!err)
+		pageout_done(p, r, pte, csum);
+	return err;
+}
+
+/* Frees the frame of a clean resident page already punched out (lock held). */
+static void drop_frame(struct rl_pager *p, struct rl_region *r, struct rl_pte *pte)
+{
+	rl_frame_free(&p->frames, pte->frame);
+	pte->frame = RL_NO_FRAME;
+	pte->flags &= ~(RL_PTE_RESIDENT | RL_PTE_REFERENCED);
+	r->nr_resident--;
+	rl_account_resident(p, r->client, -1);
+}
+
+/*
+ * Evicts a resident page the caller marked BUSY (lock held, dropped around
+ * IO). A clean page needs no IO: the backing store or the file holds its
+ * content, or it was never written and holds zeroes. On failure the page
+ * stays resident (and dirty); BUSY is cleared either way.
+ */
+static int evict_page(struct rl_pager *p, struct rl_region *r, uint64_t index, struct rl_pte *pte)
+{
+	int err = 0;
+
+	if (pte->flags & RL_PTE_DIRTY)
+		err = rl_pageout(p, r, index, pte);
+	if (!err) {
+		pthread_mutex_unlock(&p->lock);
+		err = punch_page(r, index);
+		pthread_mutex_lock(&p->lock);
+	}
+	if (!err) {
+		drop_frame(p, r, pte);
+		pte->flags |= RL_PTE_EVICTED;
+		RL_COUNT(p, r->client, evictions, 1);
+	}
+	pte_unbusy(p, pte);
+	return err;
+}
+
+struct clock_arg {
+	bool busy_seen;
+};
+
+/* The clock's pick: second chance for referenced pages, never a busy one. */
+static bool clock_pick(struct rl_frame *f, void *arg)
+{
+	struct clock_arg *a = arg;
+	struct rl_pte *pte = rl_pte_lookup(f->region, f->index, false);
+
+	assert(pte && (pte->flags & (RL_PTE_RESIDENT | RL_PTE_BUSY)));
+	if (pte->flags & RL_PTE_BUSY) {
+		a->busy_seen = true;
+		return false;
+	}
+	if (pte->flags & RL_PTE_REFERENCED) {
+		pte->flags &= ~RL_PTE_REFERENCED;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * shrink: evicts one victim chosen by the clock (lock held). Returns 1 when
+ * a frame was freed, 0 after waiting for busy pages (every candidate was
+ * busy), or -errno when the victim could not be written back.
+ */
+static int rl_shrink_frames(struct rl_pager *p)
+{
+	struct clock_arg a = { .busy_seen = false };
+	struct rl_region *r;
+	struct rl_pte *pte;
+	uint64_t index;
+	uint32_t f;
+	int err;
+
+	f = rl_frame_clock(&p->frames, clock_pick, &a);
+	if (f == RL_NO_FRAME) {
+		/* Every used frame is being filled or written: they finish
+		 * without needing a frame, so waiting cannot deadlock. */
+		pthread_cond_wait(&p->page_wait, &p->lock);
+		return 0;
+	}
+	r = p->frames.frames[f].region;
+	index = p->frames.frames[f].index;
+	pte = rl_pte_lookup(r, index, false);
+	pte->flags |= RL_PTE_BUSY;
+	err = evict_page(p, r, index, pte);
+	return err ? err : 1;
+}
+
+int rl_alloc_frame(struct rl_pager *p, struct rl_region *r, uint64_t index, uint32_t *frame)
+{
+	uint64_t failures = 0;
+	int err;
+
+	for (;;) {
+		uint32_t f = rl_frame_alloc(&p->frames, r, index);
+
+		if (f != RL_NO_FRAME) {
+			assert(rl_frames_used(&p->frames) <= p->frames.nr_frames);
+			*frame = f;
+			return 0;
+		}
+		err = rl_shrink_frames(p);
+		/* A failed victim stays resident and the hand moves on; after
+		 * two turns' worth of failures no frame can be freed at all. */
+		if (err < 0 && ++failures > 2ull * p->frames.nr_frames)
+			return err;
+	}
+}
+
+/* ---- range operations ---- */
+
+/* A batch of pages of one region a range operation holds BUSY. */
+struct grab {
+	uint32_t id;
+	uint64_t pos, end;	/* next page to look at, end of the range */
+	uint16_t mask;		/* pages with any of these flags ... */
+	bool all;		/* ... or every page, even never touched ones */
+	size_t n;
+	uint64_t idx[RL_BATCH];
+	uint16_t flags[RL_BATCH];	/* as grabbed, BUSY excluded */
+	int err[RL_BATCH];
+	uint32_t csum[RL_BATCH];
+};
+
+/*
+ * Marks up to RL_BATCH matching pages of [g->pos, g->end) BUSY (lock held).
+ * Waits for a busy page only while it holds none, so it never waits
+ * holding pages someone else may be waiting for. Returns the region (it is
+ * looked up again by id after a wait) with g->n pages, g->n == 0 at the end
+ * of the range; NULL with *err when the region went or a pte cannot be made.
+ */
+static struct rl_region *grab_batch(struct rl_pager *p, struct rl_client *cl,
+				    struct rl_region *r, struct grab *g, int *err)
+{
+	g->n = 0;
+	while (g->pos < g->end && g->n < RL_BATCH) {
+		uint64_t i = g->pos;
+		struct rl_pte *pte = rl_pte_lookup(r, i, g->all);
+
+		if (!pte) {
+			if (g->all) {
+				*err = -ENOMEM;
+				goto fail;
+			}
+			g->pos = (i | (RL_PTE_CHUNK - 1)) + 1;	/* untouched chunk */
+			continue;
+		}
+		if (!g->all && !(pte->flags & g->mask)) {
+			g->pos++;
+			continue;
+		}
+		if (pte->flags & RL_PTE_BUSY) {
+			if (g->n)
+				break;
+			pthread_cond_wait(&p->page_wait, &p->lock);
+			r = rl_region_map_find_id(&cl->regions, g->id);
+			if (!r) {
+				*err = -ENOENT;
+				return NULL;
+			}
+			continue;
+		}
+		g->idx[g->n] = i;
+		g->flags[g->n] = pte->flags;
+		g->csum[g->n] = pte->csum;
+		g->err[g->n] = 0;
+		g->n++;
+		pte->flags |= RL_PTE_BUSY;
+		g->pos++;
+	}
+	return r;
+fail:
+	for (size_t k = 0; k < g->n; k++)
+		pte_unbusy(p, rl_pte_lookup(r, g->idx[k], false));
+	g->n = 0;
+	return NULL;
+}
+
+static struct rl_pte *grabbed_pte(struct rl_region *r, const struct grab *g, size_t k)
+{
+	return rl_pte_lookup(r, g->idx[k], false);
+}
+
+/* Looks up region id of cl and checks [first, first+n) (lock held). */
+static int range_begin(struct rl_pager *p, struct rl_client *cl, uint32_t id, uint64_t first,
+		       uint64_t n, struct rl_region **rp, struct grab *g)
+{
+	struct rl_region *r = rl_region_map_find_id(&cl->regions, id);
+
+	if (!r)
+		return -ENOENT;
+	if (!n || first >= r->npages || n > r->npages - first)
+		return -EINVAL;
+	memset(g, 0, offsetof(struct grab, idx));
+	g->id = id;
+	g->pos = first;
+	g->end = first + n;
+	*rp = r;
+	return 0;
+}
+
+/* Writes the dirty pages of a batch back (without the lock). */
+static void sync_batch_io(struct rl_pager *p, struct rl_region *r, struct grab *g)
+{
+	for (size_t k = 0; k < g->n; k++)
+		if (g->flags[k] & RL_PTE_DIRTY)
+			g->err[k] = pageout_io(p, r, g->idx[k], &g->csum[k]);
+}
+
+int64_t rl_region_sync(struct rl_pager *p, struct rl_client *cl, uint32_t id,
+		       uint64_t first, uint64_t n)
+{
+	struct rl_region *r;
+	struct grab *g = malloc(sizeof(*g));
+	int64_t done = 0;
+	int err = 0;
+
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	err = range_begin(p, cl, id, first, n, &r, g);
+	g->mask = RL_PTE_DIRTY;
+	while (!err) {
+		r = grab_batch(p, cl, r, g, &err);
+		if (!r || !g->n)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		sync_batch_io(p, r, g);
+		pthread_mutex_lock(&p->lock);
+		for (size_t k = 0; k < g->n; k++) {
+			struct rl_pte *pte = grabbed_pte(r, g, k);
+
+			if (g->err[k]) {
+				err = err ? err : g->err[k];
+			} else {
+				pageout_done(p, r, pte, g->csum[k]);
+				done++;
+			}
+			pte_unbusy(p, pte);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(g);
+	return err ? err : done;
+}
+
+/*
+ * DISCARD of one batch, lock held on entry and exit. Anonymous pages:
+ * punched, frame freed, forgotten by the backing store, state 0 (zero).
+ * FILE pages: written back if dirty, then evicted. g->err[k] says which
+ * pages were not acted on; a failed backing-store discard only leaks space
+ * (the page reads as zero all the same) and is returned as *berr.
+ */
+static void discard_batch(struct rl_pager *p, struct rl_region *r, struct grab *g, int *berr)
+{
+	bool file = r->kind == RL_REGION_FILE;
+	bool written[RL_BATCH];
+
+	pthread_mutex_unlock(&p->lock);
+	if (file)
+		sync_batch_io(p, r, g);
+	for (size_t k = 0; k < g->n; k++) {
+		written[k] = file && (g->flags[k] & RL_PTE_DIRTY) && !g->err[k];
+		if (!g->err[k] && (g->flags[k] & RL_PTE_RESIDENT))
+			g->err[k] = punch_page(r, g->idx[k]);
+	}
+	/* the backing store forgets runs of consecutive backed pages */
+	for (size_t k = 0; !file && k < g->n;) {
+		size_t e = k;
+		int err;
+
+		if (g->err[k] || !(g->flags[k] & RL_PTE_BACKED)) {
+			k++;
+			continue;
+		}
+		while (e + 1 < g->n && g->idx[e + 1] == g->idx[e] + 1 && !g->err[e + 1] &&
+		       (g->flags[e + 1] & RL_PTE_BACKED))
+			e++;
+		err = r->be->ops->discard(r->backing, g->idx[k], g->idx[e] - g->idx[k] + 1);
+		if (err && !*berr)
+			*berr = err;
+		k = e + 1;
+	}
+	pthread_mutex_lock(&p->lock);
+	for (size_t k = 0; k < g->n; k++) {
+		struct rl_pte *pte = grabbed_pte(r, g, k);
+
+		if (written[k])
+			pageout_done(p, r, pte, g->csum[k]);
+		if (!g->err[k]) {
+			if (pte->flags & RL_PTE_RESIDENT)
+				drop_frame(p, r, pte);
+			if (file) {
+				pte->flags |= RL_PTE_EVICTED;
+			} else {
+				pte->flags = RL_PTE_BUSY;
+				pte->csum = 0;
+			}
+			RL_COUNT(p, r->client, discards, 1);
+		}
+		pte_unbusy(p, pte);
+	}
+}
+
+int64_t rl_region_discard(struct rl_pager *p, struct rl_client *cl, uint32_t id,
+			  uint64_t first, uint64_t n)
+{
+	struct rl_region *r;
+	struct grab *g = malloc(sizeof(*g));
+	int64_t done = 0;
+	int err = 0, berr = 0;
+
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	err = range_begin(p, cl, id, first, n, &r, g);
+	g->mask = (uint16_t)~RL_PTE_BUSY;
+	while (!err) {
+		r = grab_batch(p, cl, r, g, &err);
+		if (!r || !g->n)
+			break;
+		discard_batch(p, r, g, &berr);
+		for (size_t k = 0; k < g->n; k++) {
+			if (g->err[k])
+				err = err ? err : g->err[k];
+			else
+				done++;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(g);
+	if (!err)
+		err = berr;
+	return err ? err : done;
+}
+
+static int pwrite_page(int fd, const void *src, uint64_t index)
+{
+	const char *s = src;
+	size_t off = 0;
+
+	while (off < RL_PAGE_SIZE) {
+		ssize_t w = pwrite(fd, s + off, RL_PAGE_SIZE - off,
+				   (off_t)((index << RL_PAGE_SHIFT) + off));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+int64_t rl_region_snapshot(struct rl_pager *p, struct rl_client *cl, uint32_t id, int dstfd)
+{
+	struct rl_region *r;
+	struct grab *g = malloc(sizeof(*g));
+	int64_t done = 0;
+	int err;
+
+	if (!g)
+		return -ENOMEM;
+	pthread_mutex_lock(&p->lock);
+	r = rl_region_map_find_id(&cl->regions, id);
+	err = r ? range_begin(p, cl, id, 0, r->npages, &r, g) : -ENOENT;
+	/* A page with neither is a zero page: the new memfd's hole. A FILE
+	 * region's untouched pages hold the file's data. */
+	g->mask = RL_PTE_RESIDENT | RL_PTE_BACKED;
+	g->all = r && r->kind == RL_REGION_FILE;
+	while (!err) {
+		uint64_t bytes = 0, bad = 0;
+
+		r = grab_batch(p, cl, r, g, &err);
+		if (!r || !g->n)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		for (size_t k = 0; k < g->n && !err; k++) {
+			uint64_t i = g->idx[k];
+			const void *src = r->map + (i << RL_PAGE_SHIFT);
+
+			if (!(g->flags[k] & RL_PTE_RESIDENT)) {
+				err = r->be->ops->readpage(r->backing, backing_pgoff(r, i), io_buf);
+				src = io_buf;
+				bytes += RL_PAGE_SIZE;
+				/* a child must not start from a corrupt page either */
+				if (!err && p->cfg.verify && (g->flags[k] & RL_PTE_CSUM) &&
+				    (g->flags[k] & RL_PTE_BACKED) && rl_page_csum(io_buf) != g->csum[k]) {
+					err = -EIO;
+					bad++;
+				}
+			}
+			if (!err)
+				err = pwrite_page(dstfd, src, i);
+			if (!err)
+				done++;
+		}
+		pthread_mutex_lock(&p->lock);
+		RL_COUNT(p, cl, bytes_read, bytes);
+		RL_COUNT(p, cl, verify_failed, bad);
+		for (size_t k = 0; k < g->n; k++)
+			pte_unbusy(p, grabbed_pte(r, g, k));
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(g);
+	return err ? err : done;
+}
+
+static int pte_busy_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, void *arg)
+{
+	return (pte->flags & RL_PTE_BUSY) ? 1 : 0;
+}
+
+struct drop_arg {
+	struct rl_pager *p;
+	int64_t pages;
+};
+
+static int pte_drop_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, void *arg)
+{
+	struct drop_arg *a = arg;
+
+	if (pte->flags & RL_PTE_RESIDENT)
+		drop_frame(a->p, r, pte);
+	if (pte->flags & RL_PTE_BACKED || r->kind != RL_REGION_FILE)
+		a->pages++;
+	pte->flags = 0;
+	return 0;
+}
+
+static void region_free(struct rl_region *r)
+{
+	if (r->backing)
+		r->be->ops->release(r->backing);
+	if (r->map && r->map != MAP_FAILED)
+		munmap(r->map, r->npages << RL_PAGE_SHIFT);
+	if (r->memfd >= 0)
+		close(r->memfd);
+	rl_region_free_ptes(r);
+	free(r);
+}
+
+int64_t rl_region_del(struct rl_pager *p, struct rl_client *cl, uint32_t id)
+{
+	struct drop_arg a = { .p = p, .pages = 0 };
+	struct rl_region *r;
+	int64_t err = 0;
+
+	pthread_mutex_lock(&p->lock);
+	r = rl_region_map_find_id(&cl->regions, id);
+	if (r && r->kind == RL_REGION_FILE) {
+		uint64_t npages = r->npages;
+
+		pthread_mutex_unlock(&p->lock);
+		err = rl_region_sync(p, cl, id, 0, npages);
+		err = err < 0 ? err : 0;
+		pthread_mutex_lock(&p->lock);
+		r = rl_region_map_find_id(&cl->regions, id);
+	}
+	if (!r) {
+		pthread_mutex_unlock(&p->lock);
+		return -ENOENT;
+	}
+	/* Out of the map first: no new fault or range operation finds it;
+	 * those in flight hold pages BUSY and finish. */
+	rl_region_map_remove(&cl->regions, r);
+	while (rl_pte_for_each(r, 0, r->npages, pte_busy_fn, NULL))
+		pthread_cond_wait(&p->page_wait, &p->lock);
+	rl_pte_for_each(r, 0, r->npages, pte_drop_fn, &a);
+	RL_COUNT(p, cl, discards, (uint64_t)a.pages);
+	pthread_mutex_unlock(&p->lock);
+	region_free(r);
+	return err ? err : a.pages;
+}
+
+int rl_region_add(struct rl_pager *p, struct rl_client *cl, const struct rl_msg_region_add *ra,
+		  int memfd, uint32_t *id, const char **why)
+{
+	struct rl_region *r;
+	struct stat st;
+	int err;
+
+	if (!ra->len || (ra->start | ra->len) & (RL_PAGE_SIZE - 1) || ra->len > RL_REGION_MAX ||
+	    ra->start + ra->len < ra->start) {
+		*why = "the region is not page-aligned or too large";
+		close(memfd);
+		return -EINVAL;
+	}
+	if (ra->kind != RL_REGION_HEAP && ra->kind != RL_REGION_ANON && ra->kind != RL_REGION_FILE) {
+		*why = "unknown region kind";
+		close(memfd);
+		return -EINVAL;
+	}
+	/* The daemon relies on shmem: PUNCH_HOLE and sparse pages. */
+	if (fcntl(memfd, F_GET_SEALS) < 0 || fstat(memfd, &st)) {
+		*why = "the region's descriptor is not a memfd";
+		close(memfd);
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size < ra->len) {
+		*why = "the region's memfd is smaller than the region";
+		close(memfd);
+		return -EINVAL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		*why = "out of memory";
+		close(memfd);
+		return -ENOMEM;
+	}
+	r->kind = ra->kind;
+	r->client = cl;
+	r->start = ra->start;
+	r->memfd = memfd;
+	r->map = MAP_FAILED;
+	if (r->kind == RL_REGION_FILE) {
+		r->file_ino = ra->file_ino;
+		r->file_pgoff = ra->file_pgoff;
+	}
+	r->be = r->kind == RL_REGION_FILE ? &p->file_backend : &p->anon_backend;
+	err = rl_region_init_ptes(r, ra->len >> RL_PAGE_SHIFT);
+	if (err) {
+		*why = "out of memory for the region's page table";
+		goto fail;
+	}
+	r->map = mmap(NULL, ra->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
+	if (r->map == MAP_FAILED) {
+		err = -errno;
+		*why = "cannot map the region's memfd in the daemon";
+		goto fail;
+	}
+	if (!r->be->ops) {
+		err = -EOPNOTSUPP;
+		*why = "the daemon has no backing store for this kind of region";
+		goto fail;
+	}
+	if (r->kind == RL_REGION_FILE) {
+		err = r->be->ops->open_file(r->be, r->file_ino, &r->backing);
+		*why = "cannot open the mapped file in the backing store";
+	} else {
+		err = r->be->ops->open_anon(r->be, r->npages, &r->backing);
+		*why = "cannot create the region's backing object";
+	}
+	if (err) {
+		r->backing = NULL;
+		goto fail;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (cl->dead) {
+		err = -ESRCH;
+		*why = "the client is being stopped";
+	} else {
+		r->id = p->next_region_id++;
+		if (!r->id)	/* 0 never names a region */
+			r->id = p->next_region_id++;
+		err = rl_region_map_insert(&cl->regions, r);
+		*why = err == -EEXIST ? "the region overlaps another region of this client"
+				      : "out of memory";
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (err)
+		goto fail;
+	*why = NULL;
+	*id = r->id;
+	return 0;
+fail:
+	region_free(r);
+	return err;
+}
+
+void rl_client_teardown_regions(struct rl_pager *p, struct rl_client *cl)
+{
+	for (;;) {
+		uint32_t id;
+		int64_t ret;
+
+		pthread_mutex_lock(&p->lock);
+		if (!cl->regions.n) {
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+		id = cl->regions.v[cl->regions.n - 1]->id;
+		pthread_mutex_unlock(&p->lock);
+		ret = rl_region_del(p, cl, id);
+		if (ret < 0 && ret != -ENOENT && !p->cfg.quiet)
+			fprintf(stderr, "reclaimlab: pager: %s[%d]: cannot write back region %u "
+				"at teardown: %s\n", cl->comm, (int)cl->pid, id, strerror((int)-ret));
+	}
+}
