@@ -631,6 +631,19 @@ int rl_region_add(struct rl_pager *p, struct rl_client *cl, const struct rl_msg_
 		close(memfd);
 		return -EINVAL;
 	}
+	/* Sealed against shrinking: a client that truncated its memfd under the
+	 * daemon's mapping would make the daemon take SIGBUS. */
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+		*why = "the region's memfd cannot be sealed against shrinking "
+		       "(create it with MFD_ALLOW_SEALING)";
+		close(memfd);
+		return -EINVAL;
+	}
+	if (fstat(memfd, &st)) {
+		*why = "the region's memfd cannot be examined";
+		close(memfd);
+		return -EINVAL;
+	}
 	if ((uint64_t)st.st_size < ra->len) {
 		*why = "the region's memfd is smaller than the region";
 		close(memfd);

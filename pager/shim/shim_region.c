@@ -108,7 +108,7 @@ int shim_region_new(uint64_t len, uint64_t align, uint32_t kind, uint64_t ino, u
 		rc = kind == RL_REGION_FILE ? -EMFILE : -EEXIST;
 		goto out;
 	}
-	memfd = memfd_create(memfd_names[kind], MFD_CLOEXEC);
+	memfd = memfd_create(memfd_names[kind], MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (memfd < 0 || ftruncate(memfd, (off_t)len) < 0) {
 		rc = -errno;
 		goto out;

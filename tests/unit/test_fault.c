@@ -279,7 +279,7 @@ static unsigned char *make_region(int uffd, int *memfd, uint64_t npages, uint64_
 	struct uffdio_register reg = { 0 };
 	unsigned char *map;
 
-	*memfd = memfd_create("rl-test-region", MFD_CLOEXEC);
+	*memfd = memfd_create("rl-test-region", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (*memfd < 0 || ftruncate(*memfd, (off_t)(mapped_pages * PG)))
 		return NULL;
 	map = mmap(NULL, mapped_pages * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
@@ -869,29 +869,34 @@ static void test_region_add_rejects(void **state)
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EINVAL);
 	assert_non_null(strstr(why, "not a memfd"));
+	/* not sealable: it could shrink under the daemon's mapping */
+	fd = memfd_create("unsealable", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(fd, 16 * PG), 0);
+	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EINVAL);
+	assert_non_null(strstr(why, "sealed"));
 	/* smaller than the region */
-	fd = memfd_create("small", MFD_CLOEXEC);
+	fd = memfd_create("small", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, PG), 0);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EINVAL);
 	assert_non_null(strstr(why, "smaller"));
 	/* unaligned */
 	ra.start += 1;
-	fd = memfd_create("r", MFD_CLOEXEC);
+	fd = memfd_create("r", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, 16 * PG), 0);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EINVAL);
 	ra.start -= 1;
 	/* FILE region on a backend without files */
 	ra.kind = RL_REGION_FILE;
-	fd = memfd_create("r", MFD_CLOEXEC);
+	fd = memfd_create("r", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, 16 * PG), 0);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EOPNOTSUPP);
 	/* overlap */
 	ra.kind = RL_REGION_ANON;
-	fd = memfd_create("r", MFD_CLOEXEC);
+	fd = memfd_create("r", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, 16 * PG), 0);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), 0);
 	ra.start += 8 * PG;
-	fd = memfd_create("r", MFD_CLOEXEC);
+	fd = memfd_create("r", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_int_equal(ftruncate(fd, 16 * PG), 0);
 	assert_int_equal(rl_region_add(&e.p, &e.cl, &ra, fd, &id, &why), -EEXIST);
 	assert_non_null(strstr(why, "overlaps"));
