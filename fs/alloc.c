@@ -119,28 +119,15 @@ bad:
 	return dfs_corrupt(mp, "AGF", bp->b_blkno, why);
 }
 
-static int dfs_agf_verify_read(struct dfs_buf *bp)
+static int dfs_agf_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_AGF_MAGIC);
-
-	return error ? error : dfs_agf_check(bp);
-}
-
-static int dfs_agf_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_agf_check(bp);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
+	return dfs_agf_check(bp);
 }
 
 const struct dfs_buf_ops dfs_agf_buf_ops = {
 	.name = "AGF",
 	.magic = DFS_AGF_MAGIC,
-	.verify_read = dfs_agf_verify_read,
-	.verify_write = dfs_agf_verify_write,
+	.check = dfs_agf_check_buf,
 };
 
 static int dfs_agfl_check(struct dfs_buf *bp)
@@ -167,28 +154,15 @@ static int dfs_agfl_check(struct dfs_buf *bp)
 	return 0;
 }
 
-static int dfs_agfl_verify_read(struct dfs_buf *bp)
+static int dfs_agfl_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_AGFL_MAGIC);
-
-	return error ? error : dfs_agfl_check(bp);
-}
-
-static int dfs_agfl_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_agfl_check(bp);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
+	return dfs_agfl_check(bp);
 }
 
 const struct dfs_buf_ops dfs_agfl_buf_ops = {
 	.name = "AGFL",
 	.magic = DFS_AGFL_MAGIC,
-	.verify_read = dfs_agfl_verify_read,
-	.verify_write = dfs_agfl_verify_write,
+	.check = dfs_agfl_check_buf,
 };
 
 static int dfs_agi_check(struct dfs_buf *bp)
@@ -216,28 +190,15 @@ static int dfs_agi_check(struct dfs_buf *bp)
 	return 0;
 }
 
-static int dfs_agi_verify_read(struct dfs_buf *bp)
+static int dfs_agi_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_AGI_MAGIC);
-
-	return error ? error : dfs_agi_check(bp);
-}
-
-static int dfs_agi_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_agi_check(bp);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
+	return dfs_agi_check(bp);
 }
 
 const struct dfs_buf_ops dfs_agi_buf_ops = {
 	.name = "AGI",
 	.magic = DFS_AGI_MAGIC,
-	.verify_read = dfs_agi_verify_read,
-	.verify_write = dfs_agi_verify_write,
+	.check = dfs_agi_check_buf,
 };
 
 static int dfs_read_agbuf(struct dfs_mount *mp, struct dfs_trans *tp, uint32_t agno,

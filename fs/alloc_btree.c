@@ -129,52 +129,26 @@ static int dfs_allocbt_verify(struct dfs_buf *bp, const struct dfs_btree_ops *op
 	return 0;
 }
 
-static int dfs_bnobt_verify_read(struct dfs_buf *bp)
+static int dfs_bnobt_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_BNOBT_MAGIC);
-
-	return error ? error : dfs_allocbt_verify(bp, &dfs_bnobt_ops);
+	return dfs_allocbt_verify(bp, &dfs_bnobt_ops);
 }
 
-static int dfs_bnobt_verify_write(struct dfs_buf *bp)
+static int dfs_cntbt_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_allocbt_verify(bp, &dfs_bnobt_ops);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
-}
-
-static int dfs_cntbt_verify_read(struct dfs_buf *bp)
-{
-	int error = dfs_blkhdr_verify(bp, DFS_CNTBT_MAGIC);
-
-	return error ? error : dfs_allocbt_verify(bp, &dfs_cntbt_ops);
-}
-
-static int dfs_cntbt_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_allocbt_verify(bp, &dfs_cntbt_ops);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
+	return dfs_allocbt_verify(bp, &dfs_cntbt_ops);
 }
 
 static const struct dfs_buf_ops dfs_bnobt_buf_ops = {
 	.name = "bnobt",
 	.magic = DFS_BNOBT_MAGIC,
-	.verify_read = dfs_bnobt_verify_read,
-	.verify_write = dfs_bnobt_verify_write,
+	.check = dfs_bnobt_check_buf,
 };
 
 static const struct dfs_buf_ops dfs_cntbt_buf_ops = {
 	.name = "cntbt",
 	.magic = DFS_CNTBT_MAGIC,
-	.verify_read = dfs_cntbt_verify_read,
-	.verify_write = dfs_cntbt_verify_write,
+	.check = dfs_cntbt_check_buf,
 };
 
 const struct dfs_btree_ops dfs_bnobt_ops = {

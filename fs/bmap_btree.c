@@ -125,30 +125,15 @@ static uint64_t dfs_bmbt_owner(const struct dfs_btree_cur *cur)
 	return cur->bc_private.b.ip->i_ino;
 }
 
-static int dfs_bmbt_verify_read(struct dfs_buf *bp)
+static int dfs_bmbt_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_BMBT_MAGIC);
-
-	if (error)
-		return error;
 	return dfs_btree_verify_block(bp, &dfs_bmbt_ops);
-}
-
-static int dfs_bmbt_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_btree_verify_block(bp, &dfs_bmbt_ops);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
 }
 
 static const struct dfs_buf_ops dfs_bmbt_buf_ops = {
 	.name = "bmbt",
 	.magic = DFS_BMBT_MAGIC,
-	.verify_read = dfs_bmbt_verify_read,
-	.verify_write = dfs_bmbt_verify_write,
+	.check = dfs_bmbt_check_buf,
 };
 
 const struct dfs_btree_ops dfs_bmbt_ops = {

@@ -220,6 +220,33 @@ static void dfs_bcache_shrink(struct dfs_mount *mp)
 	bc->shrinking = false;
 }
 
+int dfs_buf_verify_read(struct dfs_buf *bp)
+{
+	const struct dfs_buf_ops *ops = bp->b_ops;
+	int error;
+
+	if (ops->verify_read)
+		return ops->verify_read(bp);
+	error = dfs_blkhdr_verify(bp, ops->magic);
+	return error ? error : ops->check(bp, true);
+}
+
+int dfs_buf_verify_write(struct dfs_buf *bp)
+{
+	const struct dfs_buf_ops *ops = bp->b_ops;
+	int error;
+
+	if (ops->verify_write)
+		return ops->verify_write(bp);
+	if (!ops->check)
+		return 0;
+	error = ops->check(bp, false);
+	if (error)
+		return error;
+	dfs_blkhdr_update_crc(bp);
+	return 0;
+}
+
 static struct dfs_buf *dfs_buf_alloc(struct dfs_mount *mp, uint64_t blkno,
 				     const struct dfs_buf_ops *ops)
 {
@@ -302,7 +329,7 @@ int dfs_buf_read(struct dfs_mount *mp, uint64_t blkno, const struct dfs_buf_ops 
 			const struct dfs_buf_ops *old_ops = bp->b_ops;
 
 			bp->b_ops = ops;
-			error = ops->verify_read(bp);
+			error = dfs_buf_verify_read(bp);
 			if (error) {
 				bp->b_ops = old_ops;
 				goto out_relse;
@@ -317,7 +344,7 @@ int dfs_buf_read(struct dfs_mount *mp, uint64_t blkno, const struct dfs_buf_ops 
 		return -ENOMEM;
 	error = dfs_buf_read_disk(mp, bp);
 	if (!error && ops)
-		error = ops->verify_read(bp);
+		error = dfs_buf_verify_read(bp);
 	if (error) {
 		/* never cache what failed verification: the next read retries */
 		dfs_buf_free(bp);
@@ -510,9 +537,9 @@ int dfs_bcache_writeback(struct dfs_mount *mp, uint64_t upto_lsn)
 	for (size_t i = 0; i < n; i++) {
 		bp = bufs[i];
 		/* a frozen image was checksummed when its transaction committed */
-		if (bp->b_frozen || !bp->b_ops || !bp->b_ops->verify_write)
+		if (bp->b_frozen || !bp->b_ops)
 			continue;
-		error = bp->b_ops->verify_write(bp);
+		error = dfs_buf_verify_write(bp);
 		if (error) {
 			dfs_err(mp, "%s block %" PRIu64 " is corrupt in memory; not writing it",
 				bp->b_ops->name, bp->b_blkno);

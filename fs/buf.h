@@ -28,13 +28,24 @@ struct dfs_buf;
 struct dfs_buf_ops {
 	const char *name;
 	uint32_t magic;
-	/* Checks a block read from disk (or a log image at replay). Returns 0
-	 * or -EFSCORRUPTED after saying what is wrong. */
+	/*
+	 * A block with a blkhdr (magic, CRC, self address, UUID) needs only
+	 * check: the contents' own rules, reading (from disk or a log image)
+	 * or about to be written. dfs_buf_verify_read/write add the header
+	 * half. Returns 0 or -EFSCORRUPTED after saying what is wrong.
+	 */
+	int (*check)(struct dfs_buf *bp, bool reading);
+	/* Blocks with rules of their own (superblock, inode clusters) give
+	 * these instead of check. */
 	int (*verify_read)(struct dfs_buf *bp);
-	/* Called before the block goes to disk or to the log: sets CRCs,
-	 * returns -EFSCORRUPTED if the in-memory block is inconsistent. */
 	int (*verify_write)(struct dfs_buf *bp);
 };
+
+/* Checks a block read from disk (or a log image at replay) with bp->b_ops. */
+int dfs_buf_verify_read(struct dfs_buf *bp);
+/* Before the block goes to disk or to the log: checks it and sets its CRC.
+ * Blocks whose ops verify nothing are left as they are (0). */
+int dfs_buf_verify_write(struct dfs_buf *bp);
 
 #define DFS_BUF_DIRTY	(1u << 0)	/* logged, not yet written in place */
 #define DFS_BUF_STALE	(1u << 1)	/* block freed: never write it, drop on release */

@@ -149,30 +149,15 @@ bad:
 	return dfs_corrupt(mp, "directory block", blkno, why);
 }
 
-static int dfs_dir_verify_read(struct dfs_buf *bp)
+static int dfs_dir_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_DIR_MAGIC);
-
-	if (error)
-		return error;
-	return dfs_dir_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr, true);
-}
-
-static int dfs_dir_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_dir_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr, false);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
+	return dfs_dir_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr, reading);
 }
 
 const struct dfs_buf_ops dfs_dir_buf_ops = {
 	.name = "directory",
 	.magic = DFS_DIR_MAGIC,
-	.verify_read = dfs_dir_verify_read,
-	.verify_write = dfs_dir_verify_write,
+	.check = dfs_dir_check_buf,
 };
 
 /* ---- directory blocks ---------------------------------------------------- */

@@ -135,30 +135,15 @@ static int dfs_inobt_verify_structure(struct dfs_buf *bp)
 	return 0;
 }
 
-static int dfs_inobt_verify_read(struct dfs_buf *bp)
+static int dfs_inobt_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_INOBT_MAGIC);
-
-	if (error)
-		return error;
 	return dfs_inobt_verify_structure(bp);
-}
-
-static int dfs_inobt_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_inobt_verify_structure(bp);
-
-	if (error)
-		return error;
-	dfs_blkhdr_update_crc(bp);
-	return 0;
 }
 
 const struct dfs_buf_ops dfs_inobt_buf_ops = {
 	.name = "inobt",
 	.magic = DFS_INOBT_MAGIC,
-	.verify_read = dfs_inobt_verify_read,
-	.verify_write = dfs_inobt_verify_write,
+	.check = dfs_inobt_check_buf,
 };
 
 const struct dfs_btree_ops dfs_inobt_ops = {

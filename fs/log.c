@@ -501,8 +501,8 @@ int dfs_log_write(struct dfs_mount *mp, struct dfs_buf **bufs, int nbufs, uint64
 		if (bp->b_flags & DFS_BUF_STALE)
 			continue;
 		bp->b_lsn = log->l_cur_lsn;
-		if (bp->b_ops && bp->b_ops->verify_write) {
-			error = bp->b_ops->verify_write(bp);
+		if (bp->b_ops) {
+			error = dfs_buf_verify_write(bp);
 			if (error) {
 				dfs_err(mp, "%s block %" PRIu64 " fails verification at commit",
 					bp->b_ops->name, bp->b_blkno);

@@ -31,27 +31,15 @@ static int dfs_symlink_blk_check(struct dfs_buf *bp)
 	return 0;
 }
 
-static int dfs_symlink_verify_read(struct dfs_buf *bp)
+static int dfs_symlink_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_SYMLINK_MAGIC);
-
-	return error ? error : dfs_symlink_blk_check(bp);
-}
-
-static int dfs_symlink_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_symlink_blk_check(bp);
-
-	if (!error)
-		dfs_blkhdr_update_crc(bp);
-	return error;
+	return dfs_symlink_blk_check(bp);
 }
 
 const struct dfs_buf_ops dfs_symlink_buf_ops = {
 	.name = "symlink",
 	.magic = DFS_SYMLINK_MAGIC,
-	.verify_read = dfs_symlink_verify_read,
-	.verify_write = dfs_symlink_verify_write,
+	.check = dfs_symlink_check_buf,
 };
 
 uint32_t dfs_symlink_space_res(const struct dfs_mount *mp, size_t len)

@@ -61,27 +61,15 @@ static int dfs_attr_blk_check(struct dfs_mount *mp, uint64_t blkno, struct dfs_a
 	return 0;
 }
 
-static int dfs_attr_verify_read(struct dfs_buf *bp)
+static int dfs_attr_check_buf(struct dfs_buf *bp, bool reading)
 {
-	int error = dfs_blkhdr_verify(bp, DFS_ATTR_MAGIC);
-
-	return error ? error : dfs_attr_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr);
-}
-
-static int dfs_attr_verify_write(struct dfs_buf *bp)
-{
-	int error = dfs_attr_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr);
-
-	if (!error)
-		dfs_blkhdr_update_crc(bp);
-	return error;
+	return dfs_attr_blk_check(bp->b_mount, bp->b_blkno, bp->b_addr);
 }
 
 const struct dfs_buf_ops dfs_attr_buf_ops = {
 	.name = "xattr",
 	.magic = DFS_ATTR_MAGIC,
-	.verify_read = dfs_attr_verify_read,
-	.verify_write = dfs_attr_verify_write,
+	.check = dfs_attr_check_buf,
 };
 
 /* Read ip's attribute block, in tp if there is one. */

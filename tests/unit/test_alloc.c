@@ -773,16 +773,16 @@ static void test_alloc_agf_verifier(void **state)
 	agf = bp->b_addr;
 	dfs_msg_set_quiet(1);
 	agf->flcount++;		/* ring no longer adds up */
-	assert_int_equal(dfs_agf_buf_ops.verify_write(bp), -EFSCORRUPTED);
+	assert_int_equal(dfs_buf_verify_write(bp), -EFSCORRUPTED);
 	agf->flcount--;
 	agf->longest = agf->freeblks + 1;
-	assert_int_equal(dfs_agf_buf_ops.verify_write(bp), -EFSCORRUPTED);
+	assert_int_equal(dfs_buf_verify_write(bp), -EFSCORRUPTED);
 	agf->longest = agf->freeblks;
 	agf->seqno = 0;
-	assert_int_equal(dfs_agf_buf_ops.verify_write(bp), -EFSCORRUPTED);
+	assert_int_equal(dfs_buf_verify_write(bp), -EFSCORRUPTED);
 	agf->seqno = 1;
 	dfs_msg_set_quiet(0);
-	assert_int_equal(dfs_agf_buf_ops.verify_write(bp), 0);
+	assert_int_equal(dfs_buf_verify_write(bp), 0);
 	dfs_trans_cancel(tp);
 	teardown_ctx(c);
 }
