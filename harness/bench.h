@@ -29,6 +29,13 @@ struct rl_bench_args {
 	uint32_t cpu;			/* pager: pin every case to this CPU */
 };
 
+/*
+ * Runs argv (execvp) with its stdout to out_path (NULL: ours; quiet: its
+ * stderr to /dev/null); returns its exit status, 128+N if signal N killed
+ * it, 127 if it could not be started, or -errno if fork failed.
+ */
+int rl_bench_run(char *const argv[], const char *out_path, bool quiet);
+
 /* bench fs: deepfs through FUSE against kernel XFS (bench_fs.c) */
 int rl_bench_fs(const struct rl_bench_args *a);
 /* bench pager: fault service latency against a minimal handler (bench_pager.c) */

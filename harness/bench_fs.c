@@ -65,8 +65,7 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-/* Runs argv with stdout to out_path (or ours if NULL); returns its exit status. */
-static int run(char *const argv[], const char *out_path, bool quiet)
+int rl_bench_run(char *const argv[], const char *out_path, bool quiet)
 {
 	pid_t pid;
 	int ws;
@@ -79,8 +78,11 @@ static int run(char *const argv[], const char *out_path, bool quiet)
 		if (out_path) {
 			int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-			if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+				fprintf(stderr, "%s bench: %s: %s\n", rl_program, out_path,
+					strerror(errno));
 				_exit(127);
+			}
 		}
 		if (quiet) {
 			int null = open("/dev/null", O_WRONLY);
@@ -108,7 +110,7 @@ static int run_capture(char *const argv[], char *out, size_t len)
 	size_t n;
 
 	snprintf(path, sizeof(path), "/tmp/rl-bench-out.%d", (int)getpid());
-	status = run(argv, path, false);
+	status = rl_bench_run(argv, path, false);
 	f = fopen(path, "r");
 	n = f ? fread(out, 1, len - 1, f) : 0;
 	out[n] = 0;
@@ -212,7 +214,7 @@ static double run_fio(struct bench *b, int fs, int job)
 	argv[n] = NULL;
 	if (job == JOB_SEQREAD)
 		drop_caches();
-	status = run(argv, out, false);
+	status = rl_bench_run(argv, out, false);
 	if (status) {
 		fprintf(stderr, "%s bench: fio %s on %s exited with %d\n", rl_program, name + 7,
 			fs_names[fs], status);
@@ -310,7 +312,7 @@ static int setup_deepfs(struct bench *b)
 		char *argv[] = { self, "mount", "--pidfile", b->pidfile, b->img[FS_DEEPFS],
 				 b->mnt[FS_DEEPFS], NULL };
 
-		if (run(argv, NULL, false)) {
+		if (rl_bench_run(argv, NULL, false)) {
 			fprintf(stderr, "%s bench: cannot mount deepfs\n", rl_program);
 			return -EIO;
 		}
@@ -325,10 +327,10 @@ static void teardown_deepfs(struct bench *b)
 
 	if (!b->mounted[FS_DEEPFS])
 		return;
-	if (run(argv, NULL, false)) {
+	if (rl_bench_run(argv, NULL, false)) {
 		char *lazy[] = { "fusermount3", "-uz", b->mnt[FS_DEEPFS], NULL };
 
-		run(lazy, NULL, false);
+		rl_bench_run(lazy, NULL, false);
 	}
 	if (wait_gone(b->pidfile))
 		fprintf(stderr, "%s bench: the deepfs daemon did not exit\n", rl_program);
@@ -361,7 +363,7 @@ static int setup_xfs(struct bench *b)
 	{
 		char *argv_mkfs[] = { "mkfs.xfs", "-f", "-q", b->loopdev, NULL };
 
-		if (run(argv_mkfs, NULL, false)) {
+		if (rl_bench_run(argv_mkfs, NULL, false)) {
 			fprintf(stderr, "%s bench: mkfs.xfs failed\n", rl_program);
 			return -EIO;
 		}
@@ -387,7 +389,7 @@ static void teardown_xfs(struct bench *b)
 	if (b->loopdev[0]) {
 		char *argv[] = { "losetup", "-d", b->loopdev, NULL };
 
-		if (run(argv, NULL, false))
+		if (rl_bench_run(argv, NULL, false))
 			fprintf(stderr, "%s bench: losetup -d %s failed\n", rl_program, b->loopdev);
 		b->loopdev[0] = 0;
 	}
@@ -402,7 +404,7 @@ static void remove_scratch(struct bench *b)
 			rl_program, b->dir);
 		return;
 	}
-	run(argv, NULL, false);
+	rl_bench_run(argv, NULL, false);
 }
 
 /* ---- output ---- */
@@ -464,7 +466,7 @@ static bool have_program(const char *name)
 
 	snprintf(cmd, sizeof(cmd), "command -v %s", name);
 	argv[2] = cmd;
-	return run(argv, "/dev/null", true) == 0;
+	return rl_bench_run(argv, "/dev/null", true) == 0;
 }
 
 int rl_bench_fs(const struct rl_bench_args *a)

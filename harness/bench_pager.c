@@ -172,35 +172,6 @@ static bool check_userfaultfd(void)
 
 /* ---- running one case ---- */
 
-/* Runs argv with stdout to out_path; returns its exit status (128+N: signal N). */
-static int spawn(char *const argv[], const char *out_path)
-{
-	pid_t pid;
-	int ws;
-
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0) {
-			fprintf(stderr, "%s bench: %s: %s\n", rl_program, out_path, strerror(errno));
-			_exit(127);
-		}
-		execv(argv[0], argv);
-		fprintf(stderr, "%s bench: cannot run %s: %s\n", rl_program, argv[0], strerror(errno));
-		_exit(127);
-	}
-	while (waitpid(pid, &ws, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (WIFEXITED(ws))
-		return WEXITSTATUS(ws);
-	return 128 + WTERMSIG(ws);
-}
-
 static bool parse_phase(const char *line, struct phase *ph)
 {
 	return sscanf(line, "phase %15s order=%*s pages=%" SCNu64 " p50_us=%lf p99_us=%lf "
@@ -360,7 +331,7 @@ static void run_case(struct bench *b, enum bcase k, struct result *r)
 	argv[n++] = size;
 	argv[n] = NULL;
 
-	status = spawn(argv, out);
+	status = rl_bench_run(argv, out, false);
 	if (status != 0) {
 		if (status < 0)
 			fprintf(stderr, "%s bench: %s: %s\n", rl_program, cases[k].name,

@@ -153,7 +153,7 @@ static void read_comm(void)
 }
 
 /* "16G", "512M", "1073741824": digits, then at most one of K M G T. */
-static uint64_t parse_size(const char *name, const char *s)
+uint64_t shim_parse_size(const char *name, const char *s)
 {
 	uint64_t v = 0;
 	const char *p = s;
@@ -312,7 +312,7 @@ static void find_mount(void)
 static void make_heap(void)
 {
 	const char *env = getenv("RECLAIMLAB_HEAP_SIZE");
-	uint64_t size = env ? parse_size("RECLAIMLAB_HEAP_SIZE", env) : SHIM_HEAP_DEFAULT;
+	uint64_t size = env ? shim_parse_size("RECLAIMLAB_HEAP_SIZE", env) : SHIM_HEAP_DEFAULT;
 	struct shim_region *heap;
 
 	/* mimalloc hands out whole 32 MiB segments of its arena. */

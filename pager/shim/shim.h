@@ -84,6 +84,9 @@ void shim_init(void);
 _Noreturn void shim_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same message, no exit. */
 void shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The value of environment variable name: digits with an optional K, M, G or
+ * T; anything else stops the program with a message naming the variable. */
+uint64_t shim_parse_size(const char *name, const char *s);
 /* A request to the daemon under call_lock; dies on transport errors (the
  * daemon is gone). Returns 0 or -err from an RL_MSG_ERR reply. */
 int shim_call(struct rl_msg *req, uint16_t type, uint16_t len, uint32_t nfds,

@@ -959,33 +959,6 @@ int msync(void *addr, size_t len, int flags)
 
 /* ---- init, and the fork child ---- */
 
-/* "64G", "512M", "1048576": bytes, with an optional K/M/G/T suffix. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!s || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return false;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	case '\0': break;
-	default: return false;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
-}
-
 void shim_mmap_init(void)
 {
 	const char *env = getenv("RECLAIMLAB_ANON_SIZE");
@@ -994,8 +967,9 @@ void shim_mmap_init(void)
 	void *meta;
 	int err;
 
-	if (env && (!parse_size(env, &size) || (size && !page_round(size, &size)) ||
-		    size > RL_REGION_MAX))
+	if (env)
+		size = shim_parse_size("RECLAIMLAB_ANON_SIZE", env);
+	if (env && ((size && !page_round(size, &size)) || size > RL_REGION_MAX))
 		shim_die("RECLAIMLAB_ANON_SIZE=%s: not a size up to 1T (e.g. 64G, 512M; 0 = "
 			 "leave anonymous maps to the kernel)", env);
 	if (size == 0)

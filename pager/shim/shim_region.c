@@ -256,22 +256,22 @@ static int to_pages(struct shim_region *r, uint64_t addr, uint64_t len,
 
 /* In a DETACHED child the regions are private memory with no daemon: the
  * caller's own munmap/madvise/msync is all there is to do. */
-int shim_region_discard(struct shim_region *r, uint64_t addr, uint64_t len)
+static int range_request(struct shim_region *r, uint16_t type, uint64_t addr, uint64_t len)
 {
 	uint64_t first, npages;
 	int rc = to_pages(r, addr, len, &first, &npages);
 
 	if (rc < 0 || npages == 0 || shim.mode != SHIM_PAGED)
 		return rc;
-	return range_call(r, RL_MSG_DISCARD, first, npages);
+	return range_call(r, type, first, npages);
+}
+
+int shim_region_discard(struct shim_region *r, uint64_t addr, uint64_t len)
+{
+	return range_request(r, RL_MSG_DISCARD, addr, len);
 }
 
 int shim_region_sync(struct shim_region *r, uint64_t addr, uint64_t len)
 {
-	uint64_t first, npages;
-	int rc = to_pages(r, addr, len, &first, &npages);
-
-	if (rc < 0 || npages == 0 || shim.mode != SHIM_PAGED)
-		return rc;
-	return range_call(r, RL_MSG_SYNC, first, npages);
+	return range_request(r, RL_MSG_SYNC, addr, len);
 }
