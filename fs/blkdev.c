@@ -39,6 +39,12 @@ struct dfs_blkdev {
 	uint64_t size;
 
 	pthread_mutex_t lock;		/* recursive; guards everything below */
+	unsigned lock_depth;		/* of the holder's recursion */
+	/* A thread sleeps in the kernel for completions without the lock
+	 * (reaping), so that others can submit meanwhile; the rest wait on
+	 * reap_cond for it to have reaped. */
+	bool reaping;
+	pthread_cond_t reap_cond;
 	struct io_uring ring;
 	unsigned queued;		/* SQEs prepared, not yet submitted */
 	unsigned inflight;		/* submitted, not yet reaped */
@@ -114,6 +120,7 @@ int dfs_blkdev_open(const char *path, bool readonly, struct dfs_blkdev **bdp)
 	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&bd->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	pthread_cond_init(&bd->reap_cond, NULL);
 	*bdp = bd;
 	return 0;
 
@@ -131,6 +138,7 @@ void dfs_blkdev_close(struct dfs_blkdev *bd)
 	io_uring_queue_exit(&bd->ring);
 	close(bd->fd);
 	pthread_mutex_destroy(&bd->lock);
+	pthread_cond_destroy(&bd->reap_cond);
 	free(bd->iolog);
 	free(bd);
 }
@@ -261,12 +269,52 @@ static int __dfs_blkdev_unplug(struct dfs_blkdev *bd)
 	return 0;
 }
 
-/* Called with bd->lock held: reaps completions, waiting for one if wait. */
+static void dfs_bd_lock(struct dfs_blkdev *bd)
+{
+	pthread_mutex_lock(&bd->lock);
+	bd->lock_depth++;
+}
+
+static void dfs_bd_unlock(struct dfs_blkdev *bd)
+{
+	bd->lock_depth--;
+	pthread_mutex_unlock(&bd->lock);
+}
+
+/*
+ * Called with bd->lock held: reaps completions, waiting for one if wait.
+ * The wait happens without the lock, so that other threads' IO is
+ * submitted while this one sleeps (several writeback threads keep several
+ * IOs in flight); only this thread touches the completion queue
+ * meanwhile. A thread that finds another already waiting sleeps until
+ * that one has reaped and returns: its callers loop on their own
+ * condition (their bio done, nothing in flight). Nested in an end_io
+ * (the lock held twice), the wait keeps the lock, as it cannot drop it.
+ */
 static int dfs_blkdev_reap(struct dfs_blkdev *bd, bool wait)
 {
 	struct io_uring_cqe *cqe;
 	int ret;
 
+	if (wait && bd->lock_depth == 1) {
+		if (bd->reaping) {
+			bd->lock_depth--;
+			pthread_cond_wait(&bd->reap_cond, &bd->lock);
+			bd->lock_depth++;
+			return 0;
+		}
+		bd->reaping = true;
+		dfs_bd_unlock(bd);
+		do
+			ret = io_uring_wait_cqe(&bd->ring, &cqe);
+		while (ret == -EINTR);
+		dfs_bd_lock(bd);
+		bd->reaping = false;
+		pthread_cond_broadcast(&bd->reap_cond);
+		if (ret < 0)
+			return ret;
+		wait = false;	/* one is there: take it and whatever else is */
+	}
 	for (;;) {
 		if (wait)
 			ret = io_uring_wait_cqe(&bd->ring, &cqe);
@@ -297,7 +345,7 @@ int dfs_submit_bio(struct dfs_blkdev *bd, struct dfs_bio *bio)
 	assert(bio->dir == DFS_IO_FLUSH || (bio->nr_vecs > 0 && !(bio->offset & 511) && !(len & 511)));
 	if (bio->dir == DFS_IO_WRITE && bd->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	/* keep completions within what the CQ ring holds */
 	while (bd->inflight + bd->queued >= 2 * DFS_RING_ENTRIES - 1) {
 		error = __dfs_blkdev_unplug(bd);
@@ -350,7 +398,7 @@ int dfs_submit_bio(struct dfs_blkdev *bd, struct dfs_bio *bio)
 	bd->queued++;
 	error = 0;
 out_unlock:
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 	return error;
 }
 
@@ -358,9 +406,9 @@ int dfs_blkdev_unplug(struct dfs_blkdev *bd)
 {
 	int error;
 
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	error = __dfs_blkdev_unplug(bd);
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 	return error;
 }
 
@@ -368,7 +416,7 @@ int dfs_blkdev_wait_bio(struct dfs_blkdev *bd, struct dfs_bio *bio)
 {
 	int error = 0;
 
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	while (!bio->done) {
 		error = __dfs_blkdev_unplug(bd);
 		if (!error && !bd->inflight)
@@ -378,7 +426,7 @@ int dfs_blkdev_wait_bio(struct dfs_blkdev *bd, struct dfs_bio *bio)
 		if (error)
 			break;
 	}
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 	return error ? error : bio->error;
 }
 
@@ -386,7 +434,7 @@ int dfs_blkdev_drain(struct dfs_blkdev *bd)
 {
 	int error = 0;
 
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	while (bd->queued || bd->inflight) {
 		error = __dfs_blkdev_unplug(bd);
 		if (!error && !bd->inflight)
@@ -396,7 +444,7 @@ int dfs_blkdev_drain(struct dfs_blkdev *bd)
 		if (error)
 			break;
 	}
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 	return error;
 }
 
@@ -433,23 +481,23 @@ int dfs_blkdev_rw(struct dfs_blkdev *bd, enum dfs_io_dir dir, enum dfs_io_kind k
 
 void dfs_blkdev_iolog_enable(struct dfs_blkdev *bd, bool on)
 {
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	bd->iolog_on = on;
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 }
 
 size_t dfs_blkdev_iolog_get(struct dfs_blkdev *bd, struct dfs_iolog_rec **recs)
 {
 	size_t n;
 
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	n = bd->iolog_len;
 	*recs = malloc((n ? n : 1) * sizeof(**recs));
 	if (*recs && n)
 		memcpy(*recs, bd->iolog, n * sizeof(**recs));
 	else if (!*recs)
 		n = 0;
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 	return n;
 }
 
@@ -486,7 +534,7 @@ out:
 
 void dfs_blkdev_get_stats(struct dfs_blkdev *bd, struct dfs_blkdev_stats *st)
 {
-	pthread_mutex_lock(&bd->lock);
+	dfs_bd_lock(bd);
 	*st = bd->stats;
-	pthread_mutex_unlock(&bd->lock);
+	dfs_bd_unlock(bd);
 }

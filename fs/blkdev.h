@@ -16,7 +16,9 @@
  * - dfs_blkdev_flush() waits for everything queued and issues a cache flush
  *   (IORING_OP_FSYNC with DATASYNC): after it, completed writes are durable.
  * The device is safe to use from several threads (an internal lock guards the
- * ring).
+ * ring). A thread that waits for completions sleeps in the kernel without
+ * that lock, so that other threads submit meanwhile and several threads'
+ * IO is in flight at once; whichever thread wakes reaps for all.
  */
 #ifndef DEEPFS_BLKDEV_H
 #define DEEPFS_BLKDEV_H

@@ -139,6 +139,49 @@ int dfs_readpage(struct dfs_mount *mp, uint64_t ino, uint64_t index, void *dst);
 int dfs_writepage(struct dfs_mount *mp, uint64_t ino, uint64_t index);
 int dfs_writepages(struct dfs_mount *mp, uint64_t ino, uint64_t start, uint64_t end);
 
+/*
+ * External pages: the pager's frames are the page cache of its inodes, so
+ * their data never passes through deepfs's own cache (fs/writeback_ext.c).
+ *
+ * dfs_page_mkwrite is the kernel's ->page_mkwrite: page index is about to
+ * be dirtied outside deepfs. It reserves delayed allocation for the page's
+ * blocks below EOF that have none, so that a full filesystem says -ENOSPC
+ * now, at fault time, and not later at writeback where the data would be
+ * lost. A page wholly past EOF has nothing to reserve (0; writeback writes
+ * nothing there). The reservation lasts while the inode is in core: hold a
+ * lookup reference (the pager does).
+ *
+ * dfs_writepages_ext writes pages first..first+n-1 from srcs[i] (4096-byte
+ * aligned, DFS_PAGE_SIZE bytes each, unchanged by the caller until the
+ * call returns): blocks still without space are reserved (-ENOSPC if that
+ * fails: the pages before the first that could not be reserved are still
+ * written), delalloc is converted, the IO goes straight from srcs through
+ * the block layer (logged as DATA), and its completion converts unwritten
+ * extents and moves the on-disk size. Only the part below EOF is written;
+ * the file never grows, and the bytes of the last page past EOF reach the
+ * disk as zeroes whatever srcs holds there. Returns when the IO completed
+ * (not fsynced). Deepfs's own cached copies of these pages give way to the
+ * caller's data: a dirty one gets it copied in (so nothing is lost if the
+ * IO fails), and all of them are dropped once it is on disk.
+ *
+ * flags: DFS_WB_SINGLE sends one IO per page even where the disk blocks of
+ * several pages are contiguous (reclaim's single-page ->writepage); the
+ * default sends one IO per contiguous disk run, up to DFS_BIO_MAX_VECS
+ * pages (blkdev.h). A page whose own blocks are not contiguous (block size
+ * below 4096) needs one IO per piece either way.
+ *
+ * st (may be NULL) gets what was submitted, also on error.
+ */
+#define DFS_WB_SINGLE	(1u << 0)
+struct dfs_wb_stats {
+	uint64_t ios;		/* write IOs submitted */
+	uint64_t bytes;		/* their bytes */
+	uint64_t pages;		/* pages (wholly or partly below EOF) written */
+};
+int dfs_page_mkwrite(struct dfs_mount *mp, uint64_t ino, uint64_t index);
+int dfs_writepages_ext(struct dfs_mount *mp, uint64_t ino, uint64_t first, uint64_t n,
+		       const void *const *srcs, unsigned flags, struct dfs_wb_stats *st);
+
 /* ---- filesystem ---------------------------------------------------------- */
 struct dfs_statfs {
 	uint32_t bsize;

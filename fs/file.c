@@ -450,6 +450,7 @@ ssize_t dfs_write(struct dfs_mount *mp, uint64_t ino, const void *buf, size_t le
 		pthread_mutex_unlock(&mp->m_lock);
 		return error;
 	}
+	dfs_wbext_wait(ip);
 	ret = len ? dfs_file_write(ip, buf, len, off) : 0;
 	dfs_irele(ip);
 	pthread_mutex_unlock(&mp->m_lock);
@@ -905,6 +906,7 @@ int dfs_fallocate(struct dfs_mount *mp, uint64_t ino, int mode, uint64_t off, ui
 	error = dfs_file_iget(mp, ino, &ip);
 	if (error)
 		goto out_unlock;
+	dfs_wbext_wait(ip);
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		error = dfs_free_file_space(ip, off, len);
 	} else {

@@ -37,4 +37,16 @@ int dfs_file_setsize(struct dfs_inode *ip, uint64_t newsize);
  */
 int dfs_do_writepages(struct dfs_inode *ip, uint64_t start, uint64_t end, bool sync);
 
+/*
+ * Entry points that free blocks or dirty cached pages of ip (setattr size,
+ * fallocate, write) call this first, before they look at ip: it sleeps
+ * (dropping mp->m_lock) until no external-page writeback of ip has IO in
+ * flight without the lock (writeback_ext.c). The caller holds a reference.
+ */
+void dfs_wbext_wait(struct dfs_inode *ip);
+/* Test hook: if set, external writeback calls it without mp->m_lock once
+ * its IO is counted in flight and before it is submitted (tests hold the
+ * IO there to show who waits for it and who does not). */
+extern void (*dfs_wbext_io_hook)(struct dfs_inode *ip);
+
 #endif /* DEEPFS_FILE_H */

@@ -67,6 +67,10 @@ struct dfs_inode {
 	struct dfs_ifork i_df;		/* data fork */
 	struct dfs_address_space *i_mapping; /* page cache (pagecache.h) */
 	bool     i_dirty_core;		/* core changed since last logged (atime only) */
+	/* external-page writeback (writeback_ext.c), under mp->m_lock: IOs in
+	 * flight without the lock, and entry points waiting for them to end */
+	uint32_t i_wbext_inflight;
+	uint32_t i_wbext_waiters;
 	/* cache bookkeeping, private to inode.c */
 	struct dfs_inode *i_hnext;
 	struct dfs_inode *i_lru_prev, *i_lru_next;	/* unreferenced, cached */

@@ -7,7 +7,8 @@
  * IO waits included. Everything below the public API assumes it is held.
  * This is deliberate for now: it makes every path correct first; finer
  * locking (per-inode, per-AG) comes with the reclaim work, where lock order
- * matters and is checked.
+ * matters and is checked. One exception already: the data IO of external
+ * pages (writeback_ext.c) runs unlocked, fenced per inode.
  */
 #ifndef DEEPFS_MOUNT_H
 #define DEEPFS_MOUNT_H
@@ -55,6 +56,9 @@ struct dfs_mount {
 	struct dfs_perag *m_perag;	/* m_agcount entries */
 
 	pthread_mutex_t m_lock;		/* the filesystem lock, see above */
+	/* broadcast when an inode's external writebacks in flight reach 0
+	 * (writeback_ext.c: the one place IO runs without m_lock) */
+	pthread_cond_t m_wbext_wait;
 
 	/* free block accounting: m_fdblocks counts blocks that are neither
 	 * allocated nor reserved (by transactions or delayed allocation) */

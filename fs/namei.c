@@ -145,6 +145,7 @@ int dfs_setattr(struct dfs_mount *mp, uint64_t ino, const struct dfs_setattr *sa
 			error = -EFBIG;
 			goto out_rele;
 		}
+		dfs_wbext_wait(ip);
 		error = dfs_file_setsize(ip, sa->size);
 		if (error)
 			goto out_rele;

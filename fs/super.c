@@ -180,6 +180,7 @@ static void dfs_mount_free(struct dfs_mount *mp)
 	if (mp->m_bdev)
 		dfs_blkdev_close(mp->m_bdev);
 	pthread_mutex_destroy(&mp->m_lock);
+	pthread_cond_destroy(&mp->m_wbext_wait);
 	free(mp->m_iolog_path);
 	free(mp->m_fsname);
 	free(mp);
@@ -227,6 +228,7 @@ int dfs_mount_flags(const char *path, const struct dfs_mount_opts *opts, unsigne
 		mp->m_iolog_path = strdup(opts->iolog_path);
 	mp->m_readonly = opts->readonly;
 	pthread_mutex_init(&mp->m_lock, NULL);
+	pthread_cond_init(&mp->m_wbext_wait, NULL);
 	if (!mp->m_fsname || (opts->iolog_path && !mp->m_iolog_path)) {
 		dfs_mount_free(mp);
 		return -ENOMEM;

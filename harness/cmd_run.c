@@ -36,6 +36,7 @@
 #include "cli.h"
 #include "fs/deepfs.h"
 #include "harness/pager_opts.h"
+#include "harness/reclaim_json.h"
 #include "pager/pager.h"
 
 /* The exit statuses of run itself, as env(1) and the shells use them. */
@@ -50,7 +51,8 @@
 #define RUN_SHIM_NAME		"librlshim.so"
 
 enum {
-	OPT_MEM, OPT_JSON, OPT_SOCKET, OPT_IMAGE, OPT_IMAGE_SIZE, OPT_POLICY, OPT_BACKEND,
+	OPT_MEM, OPT_JSON, OPT_SOCKET, OPT_IMAGE, OPT_IMAGE_SIZE, OPT_POLICY, OPT_WB,
+	OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_BACKEND,
 	OPT_VERIFY, OPT_KEEP,
 };
 
@@ -69,7 +71,10 @@ static const struct rl_opt run_opts[] = {
 			"new one in a temporary directory)" },
 	[OPT_IMAGE_SIZE] = { "image-size", 0, "SIZE",
 			     "size of the new image, sparse (default 4G)" },
-	[OPT_POLICY] = { "policy", 0, "POLICY", "page replacement policy: clock (the default)" },
+	[OPT_POLICY] = { "policy", 0, "POLICY", RL_POLICY_HELP },
+	[OPT_WB] = { "wb", 0, "MODE", RL_WB_HELP },
+	[OPT_DIRTY_RATIO] = { "dirty-ratio", 0, "PCT", RL_DIRTY_RATIO_HELP },
+	[OPT_DIRTY_BG] = { "dirty-background-ratio", 0, "PCT", RL_DIRTY_BG_HELP },
 	[OPT_BACKEND] = { "backend", 0, "KIND",
 			  "where evicted pages go: deepfs (the default) or file (host files "
 			  "in the temporary directory)" },
@@ -83,7 +88,10 @@ static const struct rl_opt run_opts[] = {
 
 struct run_args {
 	uint64_t mem, image_size;
-	const char *json, *socket, *image, *policy;
+	const char *json, *socket, *image;
+	enum rl_policy policy;
+	enum rl_wb_mode wb;
+	unsigned dirty_ratio, dirty_bg;		/* 0 = the daemon's default */
 	enum rl_backend_kind backend;
 	bool verify, keep;
 	bool private_opts;	/* an option that configures a private daemon was given */
@@ -155,7 +163,8 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 
 	ra->mem = RUN_DEFAULT_MEM;
 	ra->image_size = RUN_DEFAULT_IMAGE;
-	ra->policy = "clock";
+	ra->policy = RL_DEFAULT_POLICY;
+	ra->wb = RL_DEFAULT_WB;
 	ra->backend = RL_BACKEND_DEEPFS;
 	rl_parser_init(&p, cmd, prog, argv);
 	while ((o = rl_next_opt(&p)) >= 0) {
@@ -180,9 +189,20 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 				return RL_EXIT_USAGE;
 			break;
 		case OPT_POLICY:
-			if (!rl_check_policy(cmd, p.optarg))
+			if (!rl_parse_policy(cmd, p.optarg, &ra->policy))
 				return RL_EXIT_USAGE;
-			ra->policy = p.optarg;
+			break;
+		case OPT_WB:
+			if (!rl_parse_wb(cmd, p.optarg, &ra->wb))
+				return RL_EXIT_USAGE;
+			break;
+		case OPT_DIRTY_RATIO:
+			if (!rl_parse_ratio(&p, "--dirty-ratio", &ra->dirty_ratio))
+				return RL_EXIT_USAGE;
+			break;
+		case OPT_DIRTY_BG:
+			if (!rl_parse_ratio(&p, "--dirty-background-ratio", &ra->dirty_bg))
+				return RL_EXIT_USAGE;
 			break;
 		case OPT_BACKEND:
 			if (!rl_parse_backend(cmd, p.optarg, &ra->backend))
@@ -608,8 +628,8 @@ static int wait_ready(struct daemon *d, int fd)
 static void exec_daemon(const struct run_args *ra, const struct daemon *d, int ready_fd,
 			pid_t parent)
 {
-	char mem[32], fd[16];
-	const char *argv[24];
+	char mem[32], fd[16], ratio[16], bg[16];
+	const char *argv[40];
 	int a = 0, null;
 
 	/* the terminal's ^C is for the program; run stops the daemon itself */
@@ -636,7 +656,19 @@ static void exec_daemon(const struct run_args *ra, const struct daemon *d, int r
 	argv[a++] = "--mem";
 	argv[a++] = mem;
 	argv[a++] = "--policy";
-	argv[a++] = ra->policy;
+	argv[a++] = rl_policy_name(ra->policy);
+	argv[a++] = "--wb";
+	argv[a++] = rl_wb_mode_name(ra->wb);
+	if (ra->dirty_ratio) {
+		snprintf(ratio, sizeof(ratio), "%u", ra->dirty_ratio);
+		argv[a++] = "--dirty-ratio";
+		argv[a++] = ratio;
+	}
+	if (ra->dirty_bg) {
+		snprintf(bg, sizeof(bg), "%u", ra->dirty_bg);
+		argv[a++] = "--dirty-background-ratio";
+		argv[a++] = bg;
+	}
 	argv[a++] = "--backend";
 	argv[a++] = rl_backend_name_of(ra->backend);
 	if (ra->backend == RL_BACKEND_FILE) {
@@ -856,9 +888,11 @@ static int write_json(FILE *f, const struct run_args *ra, const struct daemon *d
 	json_object_object_add(o, "wall_seconds", json_object_new_double(wall));
 	add_u64(o, "mem_bytes", d->private ? ra->mem : c->budget_pages * page);
 	add_u64(o, "budget_pages", c->budget_pages);
-	/* a shared daemon does not say how it was configured */
 	json_object_object_add(o, "policy",
-			       d->private ? json_object_new_string(ra->policy) : NULL);
+			       json_object_new_string(rl_policy_name(c->reclaim.policy) ?: "?"));
+	json_object_object_add(o, "wb",
+			       json_object_new_string(rl_wb_mode_name(c->reclaim.wb) ?: "?"));
+	/* a shared daemon does not say how it was configured */
 	json_object_object_add(o, "backend",
 			       d->private ? json_object_new_string(rl_backend_name_of(ra->backend))
 					  : NULL);
@@ -881,6 +915,7 @@ static int write_json(FILE *f, const struct run_args *ra, const struct daemon *d
 	add_u64(o, "clients", c->clients);
 	add_u64(o, "verify_checked", c->verify_checked);
 	add_u64(o, "verify_failed", c->verify_failed);
+	json_object_object_add(o, "reclaim", rl_reclaim_json(&c->reclaim));
 
 	ret = fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -23,7 +23,7 @@
 #include "pager/pager.h"
 
 enum {
-	OPT_MEM, OPT_POLICY, OPT_BACKEND, OPT_BACKING_DIR, OPT_VERIFY, OPT_SOCKET,
+	OPT_MEM, OPT_POLICY, OPT_WB, OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_BACKEND, OPT_BACKING_DIR, OPT_VERIFY, OPT_SOCKET,
 	OPT_MOUNTPOINT, OPT_WORKERS, OPT_READY_FD, OPT_QUIET,
 };
 
@@ -31,7 +31,10 @@ static const struct rl_opt serve_opts[] = {
 	[OPT_MEM] = { "mem", 0, "SIZE",
 		      "keep at most SIZE of client pages resident, over all clients "
 		      "(default 64M, at least 4M)" },
-	[OPT_POLICY] = { "policy", 0, "POLICY", "page replacement policy: clock (the default)" },
+	[OPT_POLICY] = { "policy", 0, "POLICY", RL_POLICY_HELP },
+	[OPT_WB] = { "wb", 0, "MODE", RL_WB_HELP },
+	[OPT_DIRTY_RATIO] = { "dirty-ratio", 0, "PCT", RL_DIRTY_RATIO_HELP },
+	[OPT_DIRTY_BG] = { "dirty-background-ratio", 0, "PCT", RL_DIRTY_BG_HELP },
 	[OPT_BACKEND] = { "backend", 0, "KIND",
 			  "where evicted anonymous pages go: deepfs (an unlinked file in IMAGE, "
 			  "the default) or file (unlinked files on the host)" },
@@ -74,7 +77,8 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 	int o;
 
 	sa->cfg.mem_bytes = SERVE_DEFAULT_MEM;
-	sa->cfg.policy = "clock";
+	sa->cfg.reclaim.policy = RL_DEFAULT_POLICY;
+	sa->cfg.reclaim.wb = RL_DEFAULT_WB;
 	sa->cfg.backend = RL_BACKEND_DEEPFS;
 	sa->ready_fd = -1;
 	rl_parser_init(&p, cmd, argc, argv);
@@ -86,9 +90,21 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 				return RL_EXIT_USAGE;
 			break;
 		case OPT_POLICY:
-			if (!rl_check_policy(cmd, p.optarg))
+			if (!rl_parse_policy(cmd, p.optarg, &sa->cfg.reclaim.policy))
 				return RL_EXIT_USAGE;
-			sa->cfg.policy = p.optarg;
+			break;
+		case OPT_WB:
+			if (!rl_parse_wb(cmd, p.optarg, &sa->cfg.reclaim.wb))
+				return RL_EXIT_USAGE;
+			break;
+		case OPT_DIRTY_RATIO:
+			if (!rl_parse_ratio(&p, "--dirty-ratio", &sa->cfg.reclaim.dirty_ratio))
+				return RL_EXIT_USAGE;
+			break;
+		case OPT_DIRTY_BG:
+			if (!rl_parse_ratio(&p, "--dirty-background-ratio",
+					    &sa->cfg.reclaim.dirty_background_ratio))
+				return RL_EXIT_USAGE;
 			break;
 		case OPT_BACKEND:
 			if (!rl_parse_backend(cmd, p.optarg, &sa->cfg.backend))

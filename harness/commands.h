@@ -14,6 +14,7 @@
 	X(serve)	\
 	X(run)		\
 	X(bench)	\
+	X(kernel_run)	\
 	X(help)		\
 	X(version)
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pager options that `serve` and `run` share (--mem, --policy,
- * --backend), checked the same way by both: a private daemon that `run`
+ * The pager options that `serve` and `run` share (--mem, --policy, --wb,
+ * --dirty-ratio, --dirty-background-ratio, --backend), checked the same way by both: a private daemon that `run`
  * starts must never be the first to reject what the user typed.
  */
 #ifndef RECLAIMLAB_PAGER_OPTS_H
@@ -42,13 +42,51 @@ static inline const char *rl_backend_name_of(enum rl_backend_kind kind)
 	return "?";
 }
 
-/* "clock" until reclaim/ brings the others. */
-static inline bool rl_check_policy(const struct rl_cmd *cmd, const char *s)
+#define RL_POLICY_HELP \
+	"what reclaim does with dirty pages: writepage, writepages, writearound, nodirect (the " \
+	"default), flusher or capture (docs/reclaim.md)"
+#define RL_WB_HELP \
+	"how writeback reaches the disk: batch (one write per contiguous run, the default) or " \
+	"single (one write per page)"
+#define RL_DIRTY_RATIO_HELP \
+	"percent of the frames that may be dirty before writers are throttled (default 20)"
+#define RL_DIRTY_BG_HELP \
+	"percent of the frames dirty at which the flusher starts writing (default 10)"
+
+/* Defaults of both commands. */
+#define RL_DEFAULT_POLICY	RL_POLICY_NODIRECT
+#define RL_DEFAULT_WB		RL_WB_BATCH
+
+static inline bool rl_parse_policy(const struct rl_cmd *cmd, const char *s, enum rl_policy *p)
 {
-	if (strcmp(s, "clock") == 0)
+	if (rl_policy_parse(s, p) == 0)
 		return true;
-	rl_usage_error(cmd, "unknown --policy '%s' (known: clock)", s);
+	rl_usage_error(cmd, "unknown --policy '%s' (known: writepage, writepages, writearound, "
+		       "nodirect, flusher, capture)", s);
 	return false;
+}
+
+static inline bool rl_parse_wb(const struct rl_cmd *cmd, const char *s, enum rl_wb_mode *m)
+{
+	if (rl_wb_mode_parse(s, m) == 0)
+		return true;
+	rl_usage_error(cmd, "unknown --wb '%s' (known: single, batch)", s);
+	return false;
+}
+
+/* A percentage option from 1 to 100. */
+static inline bool rl_parse_ratio(struct rl_parser *p, const char *name, unsigned *v)
+{
+	uint32_t n;
+
+	if (!rl_opt_u32(p, name, &n))
+		return false;
+	if (n < 1 || n > 100) {
+		rl_usage_error(p->cmd, "%s must be a percentage from 1 to 100", name);
+		return false;
+	}
+	*v = n;
+	return true;
 }
 
 static inline bool rl_check_mem(const struct rl_cmd *cmd, uint64_t bytes)

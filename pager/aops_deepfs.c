@@ -5,19 +5,21 @@
  * An anonymous region is an inode created in the root directory and
  * unlinked at once: the lookup reference dfs_mknod took keeps it alive (link
  * count 0, on the AGI unlinked list, so a crash frees it at the next mount),
- * and dfs_forget of that reference frees it and its blocks. A FILE region is
- * the mapped file's own inode, with a lookup reference of its own.
+ * and dfs_forget of that reference frees it and its blocks. Its size is the
+ * region's from the start (sparse), so that it is a file like any other to
+ * deepfs's EOF rules: dfs_page_mkwrite reserves below EOF, and writeback
+ * never has to grow it. A FILE region is the mapped file's own inode, with
+ * a lookup reference of its own.
  *
- * Pages are written with dfs_write then dfs_writepage(s): the data passes
- * through deepfs's page cache and the writeback converts its delayed
- * allocation, the deep path the project measures. An anonymous page is then
- * dropped from deepfs's cache, as the kernel frees a page reclaim wrote
- * (PG_reclaim): the pager evicts a page to free memory, and a clean copy
- * kept by deepfs would double-cache it, so that up to the mount's page
- * cache budget of evicted pages would refault from memory and --mem would
- * not be the memory the client gets. A page read for a fault is dropped
- * too (the client holds it now; dfs_readpage reads no ahead). FILE pages
- * stay cached: they are the file's, shared with FUSE.
+ * The pager's pages are these inodes' page cache: writepage(s) hand them to
+ * dfs_writepages_ext, which converts their delayed allocation (the deep
+ * path the project measures) and writes them from the pager's memory, with
+ * no copy in deepfs's cache (which would double-cache what the pager just
+ * evicted, so that --mem would not be the memory the client gets).
+ * page_mkwrite is dfs_page_mkwrite. A page read for a fault is dropped from
+ * deepfs's cache after the read (the client holds it now; dfs_readpage
+ * reads no ahead); FILE pages stay cached: they are the file's, shared
+ * with FUSE.
  *
  * deepfs.h has no call for either of two things done here, a reference
  * by inode number and dropping clean cached pages, so those two use
@@ -51,6 +53,7 @@
 #endif
 
 struct rl_backing {
+	struct rl_backend *be;		/* its write IO counters */
 	struct dfs_mount *mp;
 	uint64_t ino;
 	bool file;		/* a FILE region: never extend, never discard */
@@ -63,14 +66,15 @@ struct rl_backing {
 
 static atomic_uint_fast64_t rl_dfs_anon_counter;
 
-static int rl_dfs_new(struct dfs_mount *mp, uint64_t ino, bool file, uint64_t npages,
+static int rl_dfs_new(struct rl_backend *be, uint64_t ino, bool file, uint64_t npages,
 		      struct rl_backing **bp)
 {
 	struct rl_backing *b = calloc(1, sizeof(*b));
 
 	if (!b)
 		return -ENOMEM;
-	b->mp = mp;
+	b->be = be;
+	b->mp = be->mp;
 	b->ino = ino;
 	b->file = file;
 	b->npages = npages;
@@ -111,7 +115,18 @@ static int rl_dfs_open_anon(struct rl_backend *be, uint64_t npages, struct rl_ba
 		dfs_forget(mp, st.ino, 1);
 		return uerr;
 	}
-	error = rl_dfs_new(mp, st.ino, false, npages, bp);
+	if (npages) {
+		struct dfs_setattr sa = { .valid = DFS_SET_SIZE, .size = npages * RL_PAGE_SIZE };
+
+		error = dfs_setattr(mp, st.ino, &sa, NULL);
+		if (error) {
+			fprintf(stderr, "reclaimlab: deepfs: cannot size the backing inode %" PRIu64 " of an anonymous region to %" PRIu64 " pages: %s\n",
+				st.ino, npages, strerror(-error));
+			dfs_forget(mp, st.ino, 1);	/* frees the unlinked inode */
+			return error;
+		}
+	}
+	error = rl_dfs_new(be, st.ino, false, npages, bp);
 	if (error)
 		dfs_forget(mp, st.ino, 1);	/* frees the unlinked inode */
 	return error;
@@ -171,7 +186,7 @@ static int rl_dfs_open_file(struct rl_backend *be, uint64_t ino, struct rl_backi
 			ino, strerror(-error));
 		return error;
 	}
-	error = rl_dfs_new(mp, ino, true, 0, bp);
+	error = rl_dfs_new(be, ino, true, 0, bp);
 	if (error)
 		dfs_forget(mp, ino, 1);
 	return error;
@@ -189,13 +204,11 @@ static int rl_dfs_check_range(const struct rl_backing *b, uint64_t first, uint64
 }
 
 /*
- * Drops pages [first, last] of an anonymous region from deepfs's cache.
- * They are clean (just read, or just written back) unless an earlier
- * writeback of one failed: then deepfs's dirty copy may be the only one
- * outside the client, and invalidation would drop it too. Checking the
- * inode's dirty count is cheap and errs on the safe side (a writepage of
- * another index in flight also makes it skip; deepfs's reclaim frees what
- * is left).
+ * Drops pages [first, last] of an anonymous region from deepfs's cache
+ * after a read. Writes of anonymous regions bypass deepfs's cache, so no
+ * page of theirs is dirty there; were one, it would be the only copy, and
+ * invalidation drops dirty pages too: checking the inode's dirty count is
+ * cheap and errs on the safe side (deepfs's reclaim frees what is left).
  */
 static void rl_dfs_drop_cached(struct rl_backing *b, uint64_t first, uint64_t last)
 {
@@ -225,114 +238,43 @@ static int rl_dfs_readpage(struct rl_backing *b, uint64_t index, void *dst)
 	return error;
 }
 
-static int rl_dfs_write_all(struct rl_backing *b, const void *src, size_t len, uint64_t off)
+static void rl_dfs_count(struct rl_backing *b, const struct dfs_wb_stats *st)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t ret = dfs_write(b->mp, b->ino, (const char *)src + done, len - done,
-					off + done);
-
-		if (ret < 0)
-			return (int)ret;
-		if (ret == 0)
-			return -EIO;	/* deepfs never does this for len > 0 */
-		done += (size_t)ret;
-	}
-	return 0;
-}
-
-static int rl_dfs_file_size(struct rl_backing *b, uint64_t *sizep)
-{
-	struct dfs_stat st;
-	int error = dfs_getattr(b->mp, b->ino, &st);
-
-	if (!error)
-		*sizep = st.size;
-	return error;
+	atomic_fetch_add(&b->be->write_ios, st->ios);
+	atomic_fetch_add(&b->be->write_bytes, st->bytes);
 }
 
 /*
- * FILE regions write only below EOF, as the kernel's writeback does: the
- * part of the last page past EOF and the pages wholly past it are not file
- * data. The size is read before the write, so a truncate racing with it can
- * be undone by the write: the pager's FILE regions rely on the client not
+ * FILE regions write only below EOF, as the kernel's writeback does:
+ * dfs_writepages_ext cuts the range at EOF and writes zeroes for the rest
+ * of the last page. The pager's FILE regions rely on the client not
  * truncating a file it has mapped (as a program that did would get SIGBUS).
  */
-static int rl_dfs_writepage(struct rl_backing *b, uint64_t index, const void *src)
-{
-	uint64_t pos = index * RL_PAGE_SIZE;
-	size_t len = RL_PAGE_SIZE;
-	int error = rl_dfs_check_range(b, index, 1);
-
-	if (error)
-		return error;
-	if (b->file) {
-		uint64_t size;
-
-		error = rl_dfs_file_size(b, &size);
-		if (error)
-			return error;
-		if (pos >= size)
-			return 0;
-		if (size - pos < len)
-			len = (size_t)(size - pos);
-	}
-	error = rl_dfs_write_all(b, src, len, pos);
-	if (error)
-		return error;
-	error = dfs_writepage(b->mp, b->ino, index);
-	if (!error)
-		rl_dfs_drop_cached(b, index, index);
-	return error;
-}
-
 static int rl_dfs_writepages(struct rl_backing *b, uint64_t first, uint64_t n,
-			     const void *const *srcs)
+			     const void *const *srcs, bool batch)
 {
-	uint64_t size = UINT64_MAX, limit = n, written = 0, i, j;
+	struct dfs_wb_stats st;
 	int error = rl_dfs_check_range(b, first, n);
 
 	if (error || n == 0)
 		return error;
-	if (b->file) {
-		uint64_t eofpg;
-
-		error = rl_dfs_file_size(b, &size);
-		if (error)
-			return error;
-		eofpg = size / RL_PAGE_SIZE + (size % RL_PAGE_SIZE != 0);
-		if (first >= eofpg)
-			return 0;
-		if (eofpg - first < limit)
-			limit = eofpg - first;
-	}
-	/* one dfs_write per run of pages that are contiguous in memory too */
-	for (i = 0; i < limit && !error; i = j) {
-		uint64_t end;
-		size_t len;
-
-		for (j = i + 1; j < limit &&
-			    (const char *)srcs[j] == (const char *)srcs[j - 1] + RL_PAGE_SIZE; j++)
-			;
-		end = (first + j) * RL_PAGE_SIZE;
-		len = (size_t)((j - i) * RL_PAGE_SIZE);
-		if (end > size)
-			len -= (size_t)(end - size);
-		error = rl_dfs_write_all(b, srcs[i], len, (first + i) * RL_PAGE_SIZE);
-		if (!error)
-			written = j;
-	}
-	/* what reached deepfs's cache is written back even if a later run failed */
-	if (written) {
-		int wberr = dfs_writepages(b->mp, b->ino, first, first + written - 1);
-
-		if (!wberr)
-			rl_dfs_drop_cached(b, first, first + written - 1);
-		if (!error)
-			error = wberr;
-	}
+	error = dfs_writepages_ext(b->mp, b->ino, first, n, srcs, batch ? 0 : DFS_WB_SINGLE, &st);
+	rl_dfs_count(b, &st);
 	return error;
+}
+
+static int rl_dfs_writepage(struct rl_backing *b, uint64_t index, const void *src)
+{
+	return rl_dfs_writepages(b, index, 1, &src, false);
+}
+
+static int rl_dfs_page_mkwrite(struct rl_backing *b, uint64_t index)
+{
+	int error = rl_dfs_check_range(b, index, 1);
+
+	if (error)
+		return error;
+	return dfs_page_mkwrite(b->mp, b->ino, index);
 }
 
 static int rl_dfs_discard(struct rl_backing *b, uint64_t first, uint64_t n)
@@ -362,6 +304,7 @@ const struct rl_aops rl_deepfs_aops = {
 	.readpage = rl_dfs_readpage,
 	.writepage = rl_dfs_writepage,
 	.writepages = rl_dfs_writepages,
+	.page_mkwrite = rl_dfs_page_mkwrite,
 	.discard = rl_dfs_discard,
 	.release = rl_dfs_release,
 };

@@ -309,7 +309,7 @@ static bool do_hello(struct conn *c, struct rl_msg *m)
 		return false;
 	}
 	memset(&r.u.hello_reply, 0, sizeof(r.u.hello_reply));
-	r.u.hello_reply.budget_pages = p->frames.nr_frames;
+	r.u.hello_reply.budget_pages = p->pgdat.nr_pages;
 	r.u.hello_reply.flags = p->cfg.verify ? RL_HELLO_VERIFY : 0;
 	r.u.hello_reply.client_id = cl->id;
 	return reply_ok(c, m, &r, sizeof(r.u.hello_reply)) == 0;

@@ -59,9 +59,9 @@ static int check_config(const struct rl_pager_config *cfg)
 		fprintf(stderr, "reclaimlab: --mem %s is above the maximum of 16T\n", a);
 		return -EINVAL;
 	}
-	if (cfg->policy && strcmp(cfg->policy, "clock") != 0) {
-		fprintf(stderr, "reclaimlab: --policy %s: not available yet; the reclaim policies "
-			"come with reclaim/ (issue 5)\n", cfg->policy);
+	if (!rl_policy_name(cfg->reclaim.policy) || !rl_wb_mode_name(cfg->reclaim.wb)) {
+		fprintf(stderr, "reclaimlab: unknown reclaim policy %d or writeback mode %d\n",
+			(int)cfg->reclaim.policy, (int)cfg->reclaim.wb);
 		return -EINVAL;
 	}
 	if (!cfg->mp) {
@@ -332,7 +332,6 @@ int rl_pager_start(const struct rl_pager_config *cfg, struct rl_pager **pp)
 	if (!p)
 		return -ENOMEM;
 	p->cfg = *cfg;
-	p->cfg.policy = "clock";
 	p->cfg.socket_path = strdup(cfg->socket_path);
 	p->cfg.backing_dir = cfg->backing_dir ? strdup(cfg->backing_dir) : NULL;
 	p->nr_workers = cfg->nr_workers ? cfg->nr_workers : 2;
@@ -353,13 +352,17 @@ int rl_pager_start(const struct rl_pager_config *cfg, struct rl_pager **pp)
 	p->file_backend.ops = &rl_deepfs_aops;
 	p->file_backend.mp = cfg->mp;
 
-	ret = rl_frames_init(&p->frames, (uint32_t)(cfg->mem_bytes / RL_PAGE_SIZE));
+	p->cfg.reclaim.nr_pages = (uint32_t)(cfg->mem_bytes / RL_PAGE_SIZE);
+	p->cfg.reclaim.lock = &p->lock;
+	p->cfg.reclaim.wait = &p->page_wait;
+	p->cfg.reclaim.threads = true;
+	ret = rl_pgdat_init(&p->pgdat, &p->cfg.reclaim);
 	if (ret) {
-		fprintf(stderr, "reclaimlab: pager: frame table of %llu frames: %s\n",
+		fprintf(stderr, "reclaimlab: pager: a pool of %llu frames: %s\n",
 			(unsigned long long)(cfg->mem_bytes / RL_PAGE_SIZE), strerror(-ret));
 		goto fail_sync;
 	}
-	p->total.budget_pages = p->frames.nr_frames;
+	p->total.budget_pages = p->pgdat.nr_pages;
 
 	p->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->ctl_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -397,7 +400,8 @@ fail_fds:
 		close(p->ctl_epfd);
 	if (p->fault_epfd >= 0)
 		close(p->fault_epfd);
-	rl_frames_destroy(&p->frames);
+	rl_pgdat_stop(&p->pgdat);
+	rl_pgdat_destroy(&p->pgdat);
 fail_sync:
 	pthread_cond_destroy(&p->idle_wait);
 	pthread_cond_destroy(&p->page_wait);
@@ -450,13 +454,15 @@ void rl_pager_destroy(struct rl_pager *p)
 	for (unsigned i = 0; i < p->nr_workers; i++)
 		pthread_join(p->workers[i], NULL);
 	free(p->workers);
+	/* every client is gone, so no writeback is in flight for any of them */
+	rl_pgdat_stop(&p->pgdat);
 
 	close(p->listen_fd);
 	unlink(p->cfg.socket_path);
 	close(p->ctl_epfd);
 	close(p->fault_epfd);
 	close(p->stop_efd);
-	rl_frames_destroy(&p->frames);
+	rl_pgdat_destroy(&p->pgdat);
 	while (p->sessions) {
 		struct rl_session *s = p->sessions;
 
@@ -479,13 +485,33 @@ struct rl_session *rl_session_find(struct rl_pager *p, const char *name)
 	return NULL;
 }
 
+static void lat_summary(const struct rl_hist *h, struct rl_lat_summary *s)
+{
+	s->count = h->count;
+	s->mean = (uint64_t)rl_hist_mean(h);
+	s->p50 = rl_hist_quantile(h, 0.5);
+	s->p99 = rl_hist_quantile(h, 0.99);
+	s->max = h->count ? h->max : 0;
+}
+
+static void reclaim_counters(const struct rl_pgdat *pgdat, struct rl_reclaim_counters *rc)
+{
+	rc->policy = (uint32_t)pgdat->cfg.policy;
+	rc->wb = (uint32_t)pgdat->cfg.wb;
+	rc->vm = pgdat->vm;
+	lat_summary(&pgdat->lat.direct_stall, &rc->direct_stall);
+	lat_summary(&pgdat->lat.fault, &rc->fault);
+	lat_summary(&pgdat->lat.alloc, &rc->alloc);
+	lat_summary(&pgdat->lat.throttle, &rc->throttle);
+}
+
 void rl_pager_counters_locked(struct rl_pager *p, const char *session, struct rl_counters *c)
 {
 	if (!session || !*session) {
 		*c = p->total;
-		c->resident = rl_frames_used(&p->frames);
-		if (p->frames.peak_used > c->peak_resident)
-			c->peak_resident = p->frames.peak_used;
+		c->resident = p->pgdat.nr_pages - p->pgdat.nr_free;
+		if (p->pgdat.peak_used > c->peak_resident)
+			c->peak_resident = p->pgdat.peak_used;
 	} else {
 		struct rl_session *s = rl_session_find(p, session);
 
@@ -497,7 +523,8 @@ void rl_pager_counters_locked(struct rl_pager *p, const char *session, struct rl
 	}
 	if (c->resident > c->peak_resident)
 		c->peak_resident = c->resident;
-	c->budget_pages = p->frames.nr_frames;
+	c->budget_pages = p->pgdat.nr_pages;
+	reclaim_counters(&p->pgdat, &c->reclaim);
 }
 
 void rl_pager_get_counters(struct rl_pager *p, const char *session, struct rl_counters *c)

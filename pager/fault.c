@@ -14,6 +14,8 @@
 
 #include "pager/fault.h"
 #include "pager/pager_int.h"
+#include "reclaim/vmscan.h"
+#include "reclaim/writeback.h"
 
 #ifndef UFFDIO_COPY_MODE_WP
 #define UFFDIO_COPY_MODE_WP		((__u64)1 << 1)
@@ -67,13 +69,27 @@ static void pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
 	pthread_cond_broadcast(&p->page_wait);
 }
 
-/* do_wp_page: the client writes to a clean resident page. */
+/* Records a whole fault's latency (lock held). */
+static void fault_done(struct rl_pager *p, uint64_t t0)
+{
+	rl_hist_add(&p->pgdat.lat.fault, rl_now_ns() - t0);
+}
+
+/*
+ * do_wp_page: the client writes to a clean resident page: it becomes dirty
+ * (set_page_dirty, with the backing store's ->page_mkwrite reservation
+ * first) and writable, and the writer is throttled by balance_dirty_pages.
+ * A page under writeback is stable: the write waits for the IO, then
+ * retries.
+ */
 static void do_wp_page(struct rl_pager *p, struct rl_client *cl, struct rl_region *r,
-		       uint64_t index, struct rl_pte *pte, uint64_t addr)
+		       uint64_t index, struct rl_pte *pte, uint64_t addr, uint64_t t0)
 {
 	struct uffdio_writeprotect wp = {
 		.range = { .start = addr, .len = RL_PAGE_SIZE }, .mode = 0,
 	};
+	struct rl_page *page;
+	uint32_t pfn;
 	int err = 0;
 
 	if (!(pte->flags & RL_PTE_RESIDENT)) {
@@ -82,15 +98,52 @@ static void do_wp_page(struct rl_pager *p, struct rl_client *cl, struct rl_regio
 		uffd_wake(cl->uffd, addr);
 		return;
 	}
+	pfn = pte->frame;
+	page = pfn_to_page(&p->pgdat, pfn);
+	if (PageWriteback(page)) {
+		pte->flags |= RL_PTE_REFERENCED;
+		rl_wait_on_page_writeback(&p->pgdat, pfn);
+		pthread_mutex_unlock(&p->lock);
+		uffd_wake(cl->uffd, addr);	/* the write retries, and faults again */
+		return;
+	}
 	/* BUSY across the ioctl: a pageout that wrote the page and punched it
-	 * after we made it writable would lose the client's next write. */
-	pte->flags |= RL_PTE_DIRTY | RL_PTE_REFERENCED | RL_PTE_BUSY;
+	 * after we made it writable would lose the client's next write.
+	 * The accessed bit (docs/reclaim.md): a write to a page the backing
+	 * store already holds is a use after writeback cleaned it; the first
+	 * write right after a fill is the same access as the fill. */
+	pte->flags |= RL_PTE_BUSY;
+	if (pte->flags & RL_PTE_BACKED)
+		pte->flags |= RL_PTE_REFERENCED;
 	RL_COUNT(p, cl, faults_wp, 1);
+	if (!PageDirty(page) && r->be->ops->page_mkwrite) {
+		uint64_t pgoff = r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
+
+		pthread_mutex_unlock(&p->lock);
+		err = r->be->ops->page_mkwrite(r->backing, pgoff);
+		pthread_mutex_lock(&p->lock);
+		if (err) {
+			pte_unbusy(p, pte);
+			pthread_mutex_unlock(&p->lock);
+			rl_client_kill(p, cl, false, "cannot reserve backing space for page %lu of "
+				       "region %u before it is written: %s", (unsigned long)index,
+				       r->id, err == -ENOSPC ? "the backing store is full (ENOSPC)"
+				       : strerror(-err));
+			return;
+		}
+	}
+	rl_set_page_dirty(&p->pgdat, pfn);
 	pthread_mutex_unlock(&p->lock);
 	if (ioctl(cl->uffd, UFFDIO_WRITEPROTECT, &wp))
 		err = -errno;
 	pthread_mutex_lock(&p->lock);
 	pte_unbusy(p, pte);
+	if (!err) {
+		fault_done(p, t0);
+		/* balance_dirty_pages_ratelimited: writers of file pages only */
+		if (r->kind == RL_REGION_FILE)
+			balance_dirty_pages(&p->pgdat);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (err && !uffd_target_gone(err))
 		rl_client_kill(p, cl, false, "cannot make page %lu of region %u writable: %s",
@@ -99,7 +152,7 @@ static void do_wp_page(struct rl_pager *p, struct rl_client *cl, struct rl_regio
 
 /* do_anonymous_page / do_swap_page / filemap_fault: pte is BUSY, lock held. */
 static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_region *r,
-			    uint64_t index, struct rl_pte *pte, uint64_t addr)
+			    uint64_t index, struct rl_pte *pte, uint64_t addr, uint64_t t0)
 {
 	uint16_t flags = pte->flags;
 	uint32_t csum = pte->csum, frame;
@@ -108,7 +161,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	const void *src = zero_page;
 	int err;
 
-	err = rl_alloc_frame(p, r, index, &frame);
+	err = rl_alloc_page(&p->pgdat, &r->mapping, index, &frame);
 	if (err) {
 		pte_unbusy(p, pte);
 		pthread_mutex_unlock(&p->lock);
@@ -129,7 +182,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 		src = fill_buf;
 		if (err) {
 			pthread_mutex_lock(&p->lock);
-			rl_frame_free(&p->frames, frame);
+			rl_free_page(&p->pgdat, frame);
 			pte_unbusy(p, pte);
 			pthread_mutex_unlock(&p->lock);
 			rl_client_kill(p, cl, false,
@@ -144,7 +197,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 			RL_COUNT(p, cl, verify_checked, 1);
 			if (bad) {
 				RL_COUNT(p, cl, verify_failed, 1);
-				rl_frame_free(&p->frames, frame);
+				rl_free_page(&p->pgdat, frame);
 				pte_unbusy(p, pte);
 				pthread_mutex_unlock(&p->lock);
 				rl_client_kill(p, cl, false, "page %lu of region %u failed --verify",
@@ -159,7 +212,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 
 	pthread_mutex_lock(&p->lock);
 	if (err) {
-		rl_frame_free(&p->frames, frame);
+		rl_free_page(&p->pgdat, frame);
 		pte_unbusy(p, pte);
 		pthread_mutex_unlock(&p->lock);
 		if (uffd_target_gone(err))
@@ -174,7 +227,9 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 		return;
 	}
 	pte->frame = frame;
-	pte->flags |= RL_PTE_RESIDENT | RL_PTE_REFERENCED;
+	/* Not young: the fill is the first access (lru_cache_add counts it);
+	 * a refault is judged by its refault distance (workingset). */
+	pte->flags |= RL_PTE_RESIDENT;
 	r->nr_resident++;
 	RL_COUNT(p, cl, faults_missing, 1);
 	if (read) {
@@ -186,7 +241,12 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	if (flags & RL_PTE_EVICTED)
 		RL_COUNT(p, cl, refaults, 1);
 	rl_account_resident(p, cl, 1);
+	r->mapping.nrpages++;
+	/* workingset_refault decides between the inactive and active list */
+	rl_lru_cache_add(&p->pgdat, frame, pte->shadow);
+	pte->shadow = 0;
 	pte_unbusy(p, pte);
+	fault_done(p, t0);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -195,6 +255,7 @@ void rl_handle_uffd_msg(struct rl_pager *p, struct rl_client *cl, const struct u
 	uint64_t addr = msg->arg.pagefault.address & ~(uint64_t)(RL_PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
 	bool waited = false;
+	uint64_t t0 = rl_now_ns();
 	struct rl_region *r;
 	struct rl_pte *pte;
 	uint64_t index;
@@ -235,7 +296,7 @@ void rl_handle_uffd_msg(struct rl_pager *p, struct rl_client *cl, const struct u
 	}
 
 	if (wp) {
-		do_wp_page(p, cl, r, index, pte, addr);
+		do_wp_page(p, cl, r, index, pte, addr, t0);
 		return;
 	}
 	if (pte->flags & RL_PTE_RESIDENT) {
@@ -245,5 +306,5 @@ void rl_handle_uffd_msg(struct rl_pager *p, struct rl_client *cl, const struct u
 		return;
 	}
 	pte->flags |= RL_PTE_BUSY;
-	do_missing_page(p, cl, r, index, pte, addr);
+	do_missing_page(p, cl, r, index, pte, addr, t0);
 }

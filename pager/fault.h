@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Memory management of the daemon (fault.c, evict.c): userfaultfd faults,
- * frame allocation with a clock eviction, and the range operations the
- * protocol asks for. Names follow mm/: handle_mm_fault, do_anonymous_page
- * (zero fill), do_swap_page (read-in through a_ops), do_wp_page (dirty),
- * pageout (write back through a_ops), shrink (the clock).
+ * Memory management of the daemon (fault.c, range.c, mapping.c):
+ * userfaultfd faults and the range operations the protocol asks for; frames
+ * come from reclaim/ (rl_alloc_page, with direct reclaim on the faulting
+ * thread). Names follow mm/: handle_mm_fault, do_anonymous_page (zero
+ * fill), do_swap_page (read-in through a_ops), do_wp_page (dirty).
  *
  * All functions are called without p->lock unless said otherwise; they
  * take it themselves and drop it around IO and userfaultfd ioctls (the page
@@ -63,13 +63,10 @@ int64_t rl_region_snapshot(struct rl_pager *p, struct rl_client *cl, uint32_t id
  * every frame, releases every region (FILE regions are synced first). */
 void rl_client_teardown_regions(struct rl_pager *p, struct rl_client *cl);
 
-/* ---- between fault.c and evict.c (p->lock held) ---- */
+/* ---- between fault.c, mapping.c and range.c (p->lock held) ---- */
 
-/* A frame for page index of r (its pte BUSY): a free one, else one freed by
- * the clock. May drop and retake p->lock. Returns 0 with *frame, or -errno
- * when no frame can be freed (e.g. -ENOSPC: every victim is dirty and the
- * backing store is full). */
-int rl_alloc_frame(struct rl_pager *p, struct rl_region *r, uint64_t index, uint32_t *frame);
+/* Punches page index out of r's memfd: 0 or -errno (no lock needed). */
+int rl_region_punch(struct rl_region *r, uint64_t index);
 /* Counts delta resident pages for cl's session and the daemon (and peaks). */
 void rl_account_resident(struct rl_pager *p, struct rl_client *cl, int64_t delta);
 

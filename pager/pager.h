@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "pager/proto.h"
+#include "reclaim/pgdat.h"
 
 struct dfs_mount;
 struct rl_pager;
@@ -32,7 +33,9 @@ enum rl_backend_kind {
 struct rl_pager_config {
 	uint64_t mem_bytes;		/* the budget, >= RL_PAGER_MIN_MEM */
 	const char *socket_path;	/* created 0600; must not exist (or be stale) */
-	const char *policy;		/* "clock": the only one until reclaim/ lands */
+	/* Reclaim: policy, --wb mode, dirty limits, watermarks (reclaim/pgdat.h);
+	 * nr_pages, lock, wait and threads are the daemon's to set. */
+	struct rl_reclaim_config reclaim;
 	enum rl_backend_kind backend;
 	struct dfs_mount *mp;		/* required: deepfs backend and file regions */
 	uint64_t mount_dev;		/* st_dev of the FUSE mount (file regions), 0 = none */

@@ -3,25 +3,29 @@
  * The daemon's insides, shared by daemon.c/client.c (connections, threads)
  * and fault.c/frame.c/region.c (memory management). Not for the harness.
  *
- * Locking: one pager lock (p->lock) protects the frame table, every page
- * table entry, every client's region map, the sessions and the counters. It
- * is never held across IO or a userfaultfd ioctl: a page being filled,
+ * Locking: one pager lock (p->lock) protects the pool of frames (p->pgdat:
+ * free list, LRU lists, page states, reclaim's counters), every page table
+ * entry, every client's region map, the sessions and the counters. It is
+ * never held across IO or a userfaultfd ioctl: a page being filled,
  * written back, evicted or copied is marked RL_PTE_BUSY (the kernel's
- * PG_locked) and others wait on p->page_wait.
+ * PG_locked), a page under writeback PG_writeback, and others wait on
+ * p->page_wait. kswapd, the flusher and the writeback workers (reclaim/)
+ * take the same lock.
  */
 #ifndef RECLAIMLAB_PAGER_INT_H
 #define RECLAIMLAB_PAGER_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "pager/aops.h"
-#include "pager/frame.h"
 #include "pager/pager.h"
 #include "pager/proto.h"
 #include "pager/region.h"
+#include "reclaim/pgdat.h"
 
 struct rl_session {
 	char name[RL_SESSION_LEN];
@@ -49,8 +53,8 @@ struct rl_client {
 struct rl_pager {
 	struct rl_pager_config cfg;
 	pthread_mutex_t lock;
-	pthread_cond_t page_wait;	/* a BUSY page went idle, or a frame was freed */
-	struct rl_frame_table frames;
+	pthread_cond_t page_wait;	/* a BUSY page went idle, writeback ended, a frame was freed */
+	struct rl_pgdat pgdat;		/* the frames: --mem / 4096 of them */
 	struct rl_backend anon_backend;	/* cfg->backend, for HEAP and ANON regions */
 	struct rl_backend file_backend;	/* deepfs, for FILE regions */
 	struct rl_counters total;
@@ -98,6 +102,16 @@ struct rl_client *rl_client_lookup(struct rl_pager *p, uint32_t id);
 void rl_client_disconnect(struct rl_pager *p, struct rl_client *cl, const char *why);
 /* The session of this name, or NULL (p->lock held). */
 struct rl_session *rl_session_find(struct rl_pager *p, const char *name);
+/* pager/mapping.c: makes r->mapping reclaim's handle on r's pages. */
+void rl_region_mapping_init(struct rl_pager *p, struct rl_region *r);
+/* The region a mapping belongs to. */
+static inline struct rl_region *rl_mapping_region(struct rl_mapping *m)
+{
+	return (struct rl_region *)((char *)m - offsetof(struct rl_region, mapping));
+}
+/* Frees a region whose backing was released (range.c). */
+void rl_region_free(struct rl_region *r);
+
 /* rl_pager_get_counters with p->lock held. */
 void rl_pager_counters_locked(struct rl_pager *p, const char *session, struct rl_counters *c);
 

@@ -23,9 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reclaim/pgdat.h"
+
 #define RL_PROTO_MAGIC		0x47504c52u	/* "RLPG" little-endian */
-#define RL_PROTO_VERSION	1
-#define RL_PROTO_MAX_PAYLOAD	512
+#define RL_PROTO_VERSION	2
+#define RL_PROTO_MAX_PAYLOAD	1024
 #define RL_PROTO_MAX_FDS	2
 
 enum rl_msg_type {
@@ -112,6 +114,20 @@ struct rl_msg_stats {
 	uint32_t pad;
 };
 
+/* A latency distribution, nanoseconds. */
+struct rl_lat_summary {
+	uint64_t count, mean, p50, p99, max;
+};
+
+/* Reclaim's counters (reclaim/pgdat.h: struct rl_vmstat) and latencies of
+ * the daemon's pool of frames. */
+struct rl_reclaim_counters {
+	uint32_t policy;		/* enum rl_policy */
+	uint32_t wb;			/* enum rl_wb_mode */
+	struct rl_vmstat vm;
+	struct rl_lat_summary direct_stall, fault, alloc, throttle;
+};
+
 /* The counters of `reclaimlab run --json`; one set per session and one for
  * the whole daemon. */
 struct rl_counters {
@@ -122,7 +138,7 @@ struct rl_counters {
 	uint64_t pages_read;		/* missing faults answered by a_ops readpage */
 	uint64_t refaults;		/* of those, pages this pager had evicted */
 	uint64_t pages_written;		/* pages written back by a_ops */
-	uint64_t evictions;		/* frames freed by the clock */
+	uint64_t evictions;		/* frames freed by reclaim */
 	uint64_t discards;		/* pages dropped by DISCARD/REGION_DEL */
 	uint64_t bytes_read;		/* backing store bytes read */
 	uint64_t bytes_written;		/* backing store bytes written */
@@ -132,6 +148,7 @@ struct rl_counters {
 	uint64_t peak_resident;		/* most frames held at once */
 	uint64_t budget_pages;
 	uint64_t live_clients;		/* connected now */
+	struct rl_reclaim_counters reclaim;	/* the pool's, whatever the session */
 };
 
 struct rl_msg_err {

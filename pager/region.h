@@ -18,26 +18,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reclaim/page.h"
+
 struct rl_backing;
 struct rl_backend;
 struct rl_client;
+struct rl_pager;
 
-/* Page states (flags of rl_pte). A page with no flags was never touched or
- * was discarded: its content is zero. */
+/*
+ * Page states (flags of rl_pte). A page with no flags was never touched or
+ * was discarded: its content is zero. A resident page's other state (dirty,
+ * under writeback, its LRU list) lives in its struct rl_page (reclaim/page.h),
+ * pgdat->pages[pte->frame]; the pte holds what the kernel keeps in the page
+ * table and the page cache: the page lock (BUSY, which also covers a page
+ * being filled before it has a frame), the accessed bit, and for an evicted
+ * page its workingset shadow.
+ */
 #define RL_PTE_RESIDENT	(1u << 0)	/* in the memfd, mapped by the client, holds a frame */
-#define RL_PTE_DIRTY	(1u << 1)	/* written since last clean (WP fault seen) */
-#define RL_PTE_BUSY	(1u << 2)	/* being filled/written/evicted/copied: wait */
+#define RL_PTE_BUSY	(1u << 2)	/* PG_locked: being filled/written/evicted/copied */
 #define RL_PTE_BACKED	(1u << 3)	/* the backing store holds its current content
 					   whenever the page is not dirty */
-#define RL_PTE_REFERENCED (1u << 4)	/* the clock's referenced bit */
+#define RL_PTE_REFERENCED (1u << 4)	/* the accessed ("young") bit: set by faults */
 #define RL_PTE_EVICTED	(1u << 5)	/* evicted at least once (a refault when read back) */
 #define RL_PTE_CSUM	(1u << 6)	/* csum is valid (--verify) */
 
-#define RL_NO_FRAME	UINT32_MAX
+#define RL_NO_FRAME	RL_NO_PAGE
 
 struct rl_pte {
-	uint32_t frame;		/* frame table index, or RL_NO_FRAME */
+	uint32_t frame;		/* page (frame) number in the pgdat, or RL_NO_FRAME */
 	uint32_t csum;		/* CRC32C of the content written back (--verify) */
+	uint32_t shadow;	/* workingset shadow of an evicted page, 0 = none */
 	uint16_t flags;		/* RL_PTE_* */
 };
 
@@ -45,8 +55,10 @@ struct rl_pte {
 #define RL_PTE_CHUNK		(1u << RL_PTE_CHUNK_SHIFT)
 
 struct rl_region {
+	struct rl_mapping mapping;	/* reclaim's view: ops in pager/mapping.c */
 	uint32_t id;
 	uint32_t kind;			/* enum rl_region_kind (proto.h) */
+	struct rl_pager *pager;
 	struct rl_client *client;
 	uint64_t start;			/* client address */
 	uint64_t npages;
@@ -60,6 +72,11 @@ struct rl_region {
 	struct rl_pte **chunks;		/* npages / RL_PTE_CHUNK rounded up; NULL = untouched */
 	uint64_t nchunks;
 	uint64_t nr_resident;
+	/* Inode pins of writepages (mapping igrab/iput, atomic): a region
+	 * deleted while pinned keeps its backing until the last iput, which
+	 * then releases it in that caller's context (seed 003's hazard). */
+	int pins;
+	bool deleted;			/* out of its client's map, waiting for iput */
 };
 
 /* Initialises r's page table for npages; 0 or -ENOMEM. Other fields are the caller's. */

@@ -2,14 +2,18 @@
 /*
  * The pager's a_ops (pager/aops.h) on both backends.
  *
- * A model test drives several anonymous regions with random writepage,
- * writepages, readpage and discard and compares every read with an
- * in-memory model (a page's content is a function of a seed, 0 = never
- * written or discarded = zeroes); release must give back the space. deepfs
- * FILE regions must read the file, and write only below EOF. A full 16 MiB
- * image must make writepage fail with -ENOSPC and keep what it wrote, and
- * fsck must find it clean. Throughput and deepfs's own page cache after
- * writepage are printed (numbers for the docs, not assertions).
+ * A model test drives several anonymous regions with random page_mkwrite,
+ * writepage, writepages (batched or not), readpage and discard and
+ * compares every read with an in-memory model (a page's content is a
+ * function of a seed, 0 = never written or discarded = zeroes); release
+ * must give back the space. deepfs FILE regions must read the file, and
+ * write only below EOF. A full 16 MiB image must make writepage fail with
+ * -ENOSPC and keep what it wrote, page_mkwrite must say -ENOSPC before
+ * anything is lost (deepfs, and a small tmpfs for the file backend), and
+ * fsck must find it clean. Batched writepages must cost one IO per run,
+ * single ones one per page (the backend's counters). Throughput and
+ * deepfs's own page cache after writepage are printed (numbers for the
+ * docs, not assertions).
  *
  * RL_TEST_SEED=<n> repeats a run; the seed is printed.
  */
@@ -128,7 +132,7 @@ static uint64_t next_seed(void)
 static void model_op(const struct rl_aops *ops, struct mregion *r, const char *what)
 {
 	static const void *srcs[MAX_BATCH];
-	unsigned char page[PG] __attribute__((aligned(64)));
+	unsigned char page[PG] __attribute__((aligned(PG)));
 	unsigned char *buf;
 	uint64_t first, n, i, perm[MAX_BATCH];
 	unsigned op = (unsigned)rnd_below(100);
@@ -137,6 +141,9 @@ static void model_op(const struct rl_aops *ops, struct mregion *r, const char *w
 		first = rnd_below(REGION_PAGES);
 		r->seeds[first] = next_seed();
 		fill_page(page, r->seeds[first]);
+		/* as the pager at a write fault, half of the time */
+		if (ops->page_mkwrite && rnd_below(2))
+			assert_int_equal(ops->page_mkwrite(r->b, first), 0);
 		assert_int_equal(ops->writepage(r->b, first, page), 0);
 	} else if (op < 55) {			/* writepages */
 		n = 1 + rnd_below(MAX_BATCH);
@@ -158,7 +165,10 @@ static void model_op(const struct rl_aops *ops, struct mregion *r, const char *w
 			fill_page(buf + perm[i] * PG, r->seeds[first + i]);
 			srcs[i] = buf + perm[i] * PG;
 		}
-		assert_int_equal(ops->writepages(r->b, first, n, srcs), 0);
+		if (ops->page_mkwrite && rnd_below(2))
+			for (i = 0; i < n; i++)
+				assert_int_equal(ops->page_mkwrite(r->b, first + i), 0);
+		assert_int_equal(ops->writepages(r->b, first, n, srcs, rnd_below(2)), 0);
 		free(buf);
 	} else if (op < 90) {			/* readpage */
 		first = rnd_below(REGION_PAGES);
@@ -210,6 +220,7 @@ static void model_run(struct rl_backend *be, int steps, const char *what)
 		assert_int_equal(ops->readpage(rs[k].b, REGION_PAGES, page), -EINVAL);
 		assert_int_equal(ops->writepage(rs[k].b, REGION_PAGES, page), -EINVAL);
 		assert_int_equal(ops->discard(rs[k].b, REGION_PAGES - 1, 2), -EINVAL);
+		assert_int_equal(ops->page_mkwrite(rs[k].b, REGION_PAGES), -EINVAL);
 	}
 	for (step = 0; step < steps; step++)
 		model_op(ops, &rs[rnd_below(NREGIONS)], what);
@@ -370,6 +381,15 @@ static void test_file_model(void **state)
 
 	seed_rng("file");
 	be.dir = dir;
+	/* this thread's io_uring holds an fd of its own from its first write */
+	assert_int_equal(rl_file_aops.open_anon(&be, 8, &b), 0);
+	{
+		unsigned char *pg = page_alloc(1);
+
+		assert_int_equal(rl_file_aops.writepage(b, 0, pg), 0);
+		free(pg);
+	}
+	rl_file_aops.release(b);
 	fds0 = count_fds();
 	/* each region holds one fd while open, and the directory stays empty */
 	assert_int_equal(rl_file_aops.open_anon(&be, 8, &b), 0);
@@ -458,12 +478,12 @@ static void test_deepfs_file_region(void **state)
 	srcs[1] = two + PG;
 	fill_page(data, 23);
 	srcs[2] = data;
-	assert_int_equal(rl_deepfs_aops.writepages(b, 2, 3, srcs), 0);
+	assert_int_equal(rl_deepfs_aops.writepages(b, 2, 3, srcs, true), 0);
 	assert_int_equal(file_size(e.mp, ino), size);
 	assert_int_equal(dfs_read(e.mp, ino, back, 4 * PG, 0), (ssize_t)size);
 	assert_memory_equal(back + 2 * PG, two, PG);
 	assert_memory_equal(back + 3 * PG, two + PG, 1000);
-	assert_int_equal(rl_deepfs_aops.writepages(b, 5, 2, srcs), 0);
+	assert_int_equal(rl_deepfs_aops.writepages(b, 5, 2, srcs, false), 0);
 	assert_int_equal(file_size(e.mp, ino), size);
 	/* and nothing of it is dirty in deepfs: it was written back */
 	{
@@ -576,7 +596,7 @@ static void test_deepfs_enospc(void **state)
 	{
 		const void *srcs[2] = { pg, pg };
 
-		assert_int_equal(rl_deepfs_aops.writepages(b2, 0, 2, srcs), -ENOSPC);
+		assert_int_equal(rl_deepfs_aops.writepages(b2, 0, 2, srcs, true), -ENOSPC);
 	}
 	for (i = 0; i < n; i++) {
 		assert_int_equal(rl_deepfs_aops.readpage(b, i, pg), 0);
@@ -629,7 +649,7 @@ static void test_deepfs_no_double_cache(void **state)
 		fill_page(buf + i * PG, 512 + i + 1);
 		srcs[i] = buf + i * PG;
 	}
-	assert_int_equal(rl_deepfs_aops.writepages(b, 512, 16, srcs), 0);
+	assert_int_equal(rl_deepfs_aops.writepages(b, 512, 16, srcs, true), 0);
 	assert_int_equal(dfs_cached_pages(e.mp, &dirty), 0);
 	for (i = 0; i < 528; i++) {
 		assert_int_equal(rl_deepfs_aops.readpage(b, i, buf), 0);
@@ -741,6 +761,209 @@ static void test_concurrent(void **state)
 	free(dir);
 }
 
+/* ---- batch or single, and page_mkwrite -------------------------------------------- */
+
+/* Writes pages [first, first+n) of b with seeds base+i; returns the IOs. */
+static uint64_t write_run(struct rl_backend *be, struct rl_backing *b, uint64_t first,
+			  uint64_t n, uint64_t base, bool batch)
+{
+	unsigned char *buf = page_alloc(n);
+	const void **srcs = calloc(n, sizeof(*srcs));
+	uint64_t io0 = atomic_load(&be->write_ios), by0 = atomic_load(&be->write_bytes), i;
+
+	assert_non_null(srcs);
+	/* scattered sources, as frames are: buf reversed */
+	for (i = 0; i < n; i++) {
+		srcs[i] = buf + (n - 1 - i) * PG;
+		fill_page((void *)srcs[i], base + i);
+	}
+	assert_int_equal(be->ops->writepages(b, first, n, srcs, batch), 0);
+	assert_int_equal(atomic_load(&be->write_bytes) - by0, n * PG);
+	free(srcs);
+	free(buf);
+	return atomic_load(&be->write_ios) - io0;
+}
+
+static void check_run(struct rl_backend *be, struct rl_backing *b, uint64_t first, uint64_t n,
+		      uint64_t base, const char *what)
+{
+	unsigned char *pg = page_alloc(1);
+
+	for (uint64_t i = 0; i < n; i++) {
+		assert_int_equal(be->ops->readpage(b, first + i, pg), 0);
+		check_page(pg, base + i, what, first + i);
+	}
+	free(pg);
+}
+
+static void io_counts(struct rl_backend *be, const char *what)
+{
+	struct rl_backing *b;
+	uint64_t ios;
+
+	assert_int_equal(be->ops->open_anon(be, 256, &b), 0);
+	/* a fresh region: one run on disk (deepfs allocates the delalloc
+	 * extent of the call at once, on an empty image) */
+	ios = write_run(be, b, 0, 48, 1000, true);
+	print_message("%s: 48 pages batched: %" PRIu64 " IOs\n", what, ios);
+	assert_int_equal(ios, 1);
+	check_run(be, b, 0, 48, 1000, what);
+	ios = write_run(be, b, 0, 48, 2000, false);
+	assert_int_equal(ios, 48);
+	check_run(be, b, 0, 48, 2000, what);
+	/* longer than a bio holds (deepfs: 64 vectors) */
+	ios = write_run(be, b, 100, 100, 3000, true);
+	print_message("%s: 100 pages batched: %" PRIu64 " IOs\n", what, ios);
+	assert_true(ios >= 1 && ios <= 2);
+	check_run(be, b, 100, 100, 3000, what);
+	/* writepage is one IO */
+	ios = atomic_load(&be->write_ios);
+	{
+		unsigned char *pg = page_alloc(1);
+
+		fill_page(pg, 77);
+		assert_int_equal(be->ops->writepage(b, 255, pg), 0);
+		free(pg);
+	}
+	assert_int_equal(atomic_load(&be->write_ios) - ios, 1);
+	be->ops->release(b);
+}
+
+static void test_io_counts(void **state)
+{
+	struct rl_backend be = { .ops = &rl_deepfs_aops };
+	struct dfs_env e;
+	char *dir;
+
+	dfs_env_up(&e, 64ull << 20, 4096, 0);
+	be.mp = e.mp;
+	io_counts(&be, "deepfs");
+	dfs_env_down(&e);
+	dir = fixture_tmpdir();
+	be = (struct rl_backend){ .ops = &rl_file_aops, .dir = dir };
+	io_counts(&be, "file");
+	fixture_rmdir(dir);
+	free(dir);
+}
+
+/* page_mkwrite until the store is full: -ENOSPC comes from page_mkwrite.
+ * Returns the pages accepted. */
+static uint64_t mkwrite_until_full(struct rl_backend *be, struct rl_backing *b, uint64_t max,
+				   const char *what)
+{
+	uint64_t n;
+	int error = 0;
+
+	for (n = 0; n < max; n++) {
+		error = be->ops->page_mkwrite(b, n);
+		if (error)
+			break;
+	}
+	print_message("%s: page_mkwrite accepted %" PRIu64 " pages, then %s\n", what, n,
+		      strerror(-error));
+	assert_int_equal(error, -ENOSPC);
+	return n;
+}
+
+/* Every page page_mkwrite accepted is written back without an error and
+ * reads back: nothing is lost at writeback. */
+static void write_reserved(struct rl_backend *be, struct rl_backing *b, uint64_t n,
+			   const char *what)
+{
+	unsigned char *buf = page_alloc(16);
+	const void *srcs[16];
+	uint64_t i, j;
+
+	for (i = 0; i < n; i += 16) {
+		uint64_t k = n - i < 16 ? n - i : 16;
+
+		for (j = 0; j < k; j++) {
+			srcs[j] = buf + j * PG;
+			fill_page(buf + j * PG, 5000 + i + j);
+		}
+		/* alternate batched and single */
+		assert_int_equal(be->ops->writepages(b, i, k, srcs, (i / 16) % 2), 0);
+	}
+	check_run(be, b, 0, n, 5000, what);
+	free(buf);
+}
+
+static void test_deepfs_mkwrite_enospc(void **state)
+{
+	struct rl_backend be = { .ops = &rl_deepfs_aops };
+	unsigned char *pg = page_alloc(1);
+	struct rl_backing *b, *b2;
+	struct dfs_env e;
+	uint64_t n;
+
+	dfs_env_up(&e, 16ull << 20, 4096, 0);
+	be.mp = e.mp;
+	assert_int_equal(rl_deepfs_aops.open_anon(&be, 16384, &b), 0);
+	assert_int_equal(rl_deepfs_aops.open_anon(&be, 16, &b2), 0);
+	n = mkwrite_until_full(&be, b, 16384, "deepfs 16 MiB image");
+	assert_true(n > 2048);
+	/* the space is gone for the other region too, at its fault */
+	assert_int_equal(rl_deepfs_aops.page_mkwrite(b2, 0), -ENOSPC);
+	write_reserved(&be, b, n, "deepfs 16 MiB image");
+	/* and comes back with a discard */
+	assert_int_equal(rl_deepfs_aops.discard(b, 0, 64), 0);
+	assert_int_equal(rl_deepfs_aops.page_mkwrite(b2, 0), 0);
+	fill_page(pg, 1);
+	assert_int_equal(rl_deepfs_aops.writepage(b2, 0, pg), 0);
+	rl_deepfs_aops.release(b2);
+	rl_deepfs_aops.release(b);
+	free(pg);
+	dfs_env_down(&e);
+}
+
+/* The file backend on a 1 MiB tmpfs (needs root to mount; skipped without).
+ * The teardown unmounts it whatever the test did. */
+static char *tmpfs_dir;
+static bool tmpfs_mounted;
+
+static int tmpfs_teardown(void **state)
+{
+	char cmd[512];
+
+	if (tmpfs_mounted) {
+		snprintf(cmd, sizeof(cmd), "umount %s", tmpfs_dir);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "test_aops: cannot unmount the tmpfs on %s\n", tmpfs_dir);
+			return -1;
+		}
+		tmpfs_mounted = false;
+	}
+	if (tmpfs_dir) {
+		fixture_rmdir(tmpfs_dir);
+		free(tmpfs_dir);
+		tmpfs_dir = NULL;
+	}
+	return 0;
+}
+
+static void test_file_mkwrite_enospc(void **state)
+{
+	struct rl_backend be = { .ops = &rl_file_aops };
+	struct rl_backing *b;
+	char cmd[512];
+	uint64_t n;
+
+	tmpfs_dir = fixture_tmpdir();
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=1m rl-aops-test %s 2>/dev/null",
+		 tmpfs_dir);
+	if (geteuid() != 0 || system(cmd) != 0) {
+		print_message("file backend ENOSPC: cannot mount a tmpfs here (not root?): skipped\n");
+		skip();
+	}
+	tmpfs_mounted = true;
+	be.dir = tmpfs_dir;
+	assert_int_equal(rl_file_aops.open_anon(&be, 1024, &b), 0);
+	n = mkwrite_until_full(&be, b, 1024, "file backend, 1 MiB tmpfs");
+	write_reserved(&be, b, n, "file backend, 1 MiB tmpfs");
+	assert_true(n > 64 && n <= 256);
+	rl_file_aops.release(b);
+}
+
 /* ---- numbers ------------------------------------------------------------------------- */
 
 #define BENCH_PAGES	8192	/* 32 MiB */
@@ -758,18 +981,20 @@ static void bench(struct rl_backend *be, const char *what, struct dfs_mount *mp)
 	const struct rl_aops *ops = be->ops;
 	unsigned char *pg = page_alloc(1), *batch = page_alloc(16);
 	const void *srcs[16];
-	struct rl_backing *b, *b2;
-	double t0, tw, tws, tr, trr;
-	uint64_t i, j, dirty;
+	struct rl_backing *b, *b2, *b3;
+	double t0, tw, tws, tws1, tr, trr;
+	uint64_t i, j, dirty, io0, io1, io2, io3;
 
 	assert_int_equal(ops->open_anon(be, BENCH_PAGES, &b), 0);
 	assert_int_equal(ops->open_anon(be, BENCH_PAGES, &b2), 0);
+	io0 = atomic_load(&be->write_ios);
 	t0 = now_s();
 	for (i = 0; i < BENCH_PAGES; i++) {
 		fill_page(pg, i + 1);
 		assert_int_equal(ops->writepage(b, i, pg), 0);
 	}
 	tw = now_s() - t0;
+	io1 = atomic_load(&be->write_ios);
 	if (mp) {
 		print_message("%s: after %d writepages deepfs caches %" PRIu64 " pages\n",
 			      what, BENCH_PAGES, dfs_cached_pages(mp, &dirty));
@@ -781,9 +1006,22 @@ static void bench(struct rl_backend *be, const char *what, struct dfs_mount *mp)
 			fill_page(batch + j * PG, i + j + 1);
 			srcs[j] = batch + j * PG;
 		}
-		assert_int_equal(ops->writepages(b2, i, 16, srcs), 0);
+		assert_int_equal(ops->writepages(b2, i, 16, srcs, true), 0);
 	}
 	tws = now_s() - t0;
+	io2 = atomic_load(&be->write_ios);
+	/* the same into a fresh region, one IO per page */
+	assert_int_equal(ops->open_anon(be, BENCH_PAGES, &b3), 0);
+	t0 = now_s();
+	for (i = 0; i < BENCH_PAGES; i += 16) {
+		for (j = 0; j < 16; j++) {
+			fill_page(batch + j * PG, i + j + 1);
+			srcs[j] = batch + j * PG;
+		}
+		assert_int_equal(ops->writepages(b3, i, 16, srcs, false), 0);
+	}
+	tws1 = now_s() - t0;
+	io3 = atomic_load(&be->write_ios);
 	t0 = now_s();
 	for (i = 0; i < BENCH_PAGES; i++)
 		assert_int_equal(ops->readpage(b, i, pg), 0);
@@ -797,10 +1035,18 @@ static void bench(struct rl_backend *be, const char *what, struct dfs_mount *mp)
 			check_page(pg, idx + 1, what, idx);
 	}
 	trr = now_s() - t0;
-	print_message("%s: pages/s: writepage %.0f, writepages(16) %.0f, readpage sequential %.0f, random %.0f\n",
-		      what, BENCH_PAGES / tw, BENCH_PAGES / tws, BENCH_PAGES / tr, BENCH_PAGES / trr);
+	print_message("%s: pages/s: writepage %.0f, writepages(16) batched %.0f, single %.0f, readpage sequential %.0f, random %.0f\n",
+		      what, BENCH_PAGES / tw, BENCH_PAGES / tws, BENCH_PAGES / tws1,
+		      BENCH_PAGES / tr, BENCH_PAGES / trr);
+	print_message("%s: write IOs: writepage %" PRIu64 ", writepages(16) batched %" PRIu64
+		      ", single %" PRIu64 " (for %d pages each)\n", what, io1 - io0, io2 - io1,
+		      io3 - io2, BENCH_PAGES);
+	assert_int_equal(io1 - io0, BENCH_PAGES);
+	assert_int_equal(io3 - io2, BENCH_PAGES);
+	assert_true(io2 - io1 <= BENCH_PAGES / 16 * 2);
 	ops->release(b);
 	ops->release(b2);
+	ops->release(b3);
 	free(pg);
 	free(batch);
 }
@@ -844,6 +1090,9 @@ int main(void)
 		cmocka_unit_test(test_deepfs_enospc),
 		cmocka_unit_test(test_deepfs_crash_frees),
 		cmocka_unit_test(test_deepfs_no_double_cache),
+		cmocka_unit_test(test_io_counts),
+		cmocka_unit_test(test_deepfs_mkwrite_enospc),
+		cmocka_unit_test_teardown(test_file_mkwrite_enospc, tmpfs_teardown),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_bench),
 	};

@@ -69,7 +69,7 @@ static struct rl_pager_config base_config(void)
 	struct rl_pager_config cfg = {
 		.mem_bytes = 8ull << 20,
 		.socket_path = sock_path,
-		.policy = "clock",
+		.reclaim = { .policy = RL_POLICY_NODIRECT, .wb = RL_WB_BATCH },
 		.backend = RL_BACKEND_DEEPFS,
 		.mp = mp,
 		.nr_workers = 2,
@@ -280,7 +280,7 @@ static void test_bad_config(void **state)
 	assert_int_equal(rl_pager_start(&cfg, &p), -EINVAL);
 	assert_null(p);
 	cfg = base_config();
-	cfg.policy = "writepages";
+	cfg.reclaim.policy = NR_RL_POLICIES;
 	assert_int_equal(rl_pager_start(&cfg, &p), -EINVAL);
 	cfg = base_config();
 	cfg.mp = NULL;
@@ -290,8 +290,7 @@ static void test_bad_config(void **state)
 	assert_int_equal(rl_pager_start(&cfg, &p), -EINVAL);
 	out = capture_end();
 	assert_contains(out, "--mem 1M is below the minimum of 4M\n");
-	assert_contains(out, "--policy writepages: not available yet; the reclaim policies "
-			"come with reclaim/ (issue 5)\n");
+	assert_contains(out, "unknown reclaim policy 6 or writeback mode 1\n");
 	assert_contains(out, "needs a mounted deepfs");
 	assert_contains(out, "--backend file needs a directory");
 	/* nothing was left behind */

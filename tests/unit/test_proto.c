@@ -105,7 +105,7 @@ static struct rl_msg_hdr hdr(uint16_t type, uint16_t len, uint32_t nfds)
 static void raw_msg(int sock, struct rl_msg_hdr h, const void *payload, size_t plen,
 		    const int *fds, int nfds)
 {
-	unsigned char buf[sizeof(h) + 1024];
+	unsigned char buf[sizeof(h) + RL_PROTO_MAX_PAYLOAD + 16];
 
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), payload, plen);

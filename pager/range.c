@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Frame allocation and reclaim (shrink_page_list with a clock instead of
- * LRU lists), pageout through a_ops, and the range operations the protocol
- * asks for (DISCARD, SYNC, REGION_DEL, SNAPSHOT, teardown).
+ * The range operations the protocol asks for (DISCARD, SYNC, REGION_DEL,
+ * SNAPSHOT, teardown), on pages reclaim (reclaim/, through pager/mapping.c)
+ * may be scanning, writing back or evicting at the same time.
  *
  * The invariant everything here keeps: a page is in the memfd only while
  * its pte is RESIDENT (or BUSY being filled). Eviction punches the page out
  * of the memfd, so the client's next touch is a MISSING fault; the daemon
- * reads r->map only for RESIDENT pages it holds BUSY.
+ * reads r->map only for RESIDENT pages it holds BUSY or under writeback.
  */
 #include <assert.h>
 #include <errno.h>
@@ -24,6 +24,7 @@
 
 #include "pager/fault.h"
 #include "pager/pager_int.h"
+#include "reclaim/vmscan.h"
 
 #ifndef UFFDIO_WRITEPROTECT_MODE_WP
 #define UFFDIO_WRITEPROTECT_MODE_WP	((__u64)1 << 0)
@@ -31,6 +32,8 @@
 
 /* Pages a range operation holds BUSY at once. */
 #define RL_BATCH	256
+/* In struct grab's flags only: the resident page was PG_dirty when grabbed. */
+#define GRAB_DIRTY	(1u << 15)
 
 static _Thread_local unsigned char io_buf[RL_PAGE_SIZE] __attribute__((aligned(RL_PAGE_SIZE)));
 
@@ -60,12 +63,7 @@ static void pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
 	pthread_cond_broadcast(&p->page_wait);
 }
 
-static uint64_t backing_pgoff(const struct rl_region *r, uint64_t index)
-{
-	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
-}
-
-static int punch_page(struct rl_region *r, uint64_t index)
+int rl_region_punch(struct rl_region *r, uint64_t index)
 {
 	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(index << RL_PAGE_SHIFT), RL_PAGE_SIZE))
@@ -74,169 +72,28 @@ static int punch_page(struct rl_region *r, uint64_t index)
 }
 
 /*
- * The IO half of pageout, without the lock, on a RESIDENT DIRTY page the
- * caller holds BUSY: write-protect it in the client (a write now faults and
- * waits for BUSY), then write it from the daemon's mapping.
+ * Frees the frame of a resident page already punched out, or being dropped
+ * with its region (lock held, page BUSY, not under writeback).
  */
-static int pageout_io(struct rl_pager *p, struct rl_region *r, uint64_t index, uint32_t *csum)
-{
-	struct uffdio_writeprotect wp = {
-		.range = { .start = r->start + (index << RL_PAGE_SHIFT), .len = RL_PAGE_SIZE },
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-	const unsigned char *src = r->map + (index << RL_PAGE_SHIFT);
-
-	/* ENOENT/ESRCH: the client's mapping or mm is gone, nobody can write
-	 * the page any more, so writing it back is still exact. */
-	if (ioctl(r->client->uffd, UFFDIO_WRITEPROTECT, &wp) && errno != ENOENT && errno != ESRCH)
-		return -errno;
-	int error;
-
-	if (p->cfg.verify)
-		*csum = rl_page_csum(src);
-	error = r->be->ops->writepage(r->backing, backing_pgoff(r, index), src);
-	if (!error && r->kind == RL_REGION_FILE && p->cfg.file_written)
-		p->cfg.file_written(p->cfg.file_written_arg, r->file_ino,
-				    backing_pgoff(r, index) << RL_PAGE_SHIFT, RL_PAGE_SIZE);
-	return error;
-}
-
-/* The state half of a successful pageout (lock held). */
-static void pageout_done(struct rl_pager *p, struct rl_region *r, struct rl_pte *pte,
-			 uint32_t csum)
-{
-	pte->flags &= ~RL_PTE_DIRTY;
-	pte->flags |= RL_PTE_BACKED;
-	if (p->cfg.verify) {
-		pte->csum = csum;
-		pte->flags |= RL_PTE_CSUM;
-	} else {
-		pte->flags &= ~RL_PTE_CSUM;
-	}
-	RL_COUNT(p, r->client, pages_written, 1);
-	RL_COUNT(p, r->client, bytes_written, RL_PAGE_SIZE);
-}
-
-/* pageout(): lock held, pte BUSY|DIRTY; drops the lock around the IO. */
-static int rl_pageout(struct rl_pager *p, struct rl_region *r, uint64_t index, struct rl_pte *pte)
-{
-	uint32_t csum = 0;
-	int err;
-
-	pthread_mutex_unlock(&p->lock);
-	err = pageout_io(p, r, index, &csum);
-	pthread_mutex_lock(&p->lock);
-	if (!err)
-		pageout_done(p, r, pte, csum);
-	return err;
-}
-
-/* Frees the frame of a clean resident page already punched out (lock held). */
 static void drop_frame(struct rl_pager *p, struct rl_region *r, struct rl_pte *pte)
 {
-	rl_frame_free(&p->frames, pte->frame);
+	rl_page_cache_delete(&p->pgdat, pte->frame);
+	rl_free_page(&p->pgdat, pte->frame);
 	pte->frame = RL_NO_FRAME;
 	pte->flags &= ~(RL_PTE_RESIDENT | RL_PTE_REFERENCED);
 	r->nr_resident--;
+	r->mapping.nrpages--;
 	rl_account_resident(p, r->client, -1);
 }
 
-/*
- * Evicts a resident page the caller marked BUSY (lock held, dropped around
- * IO). A clean page needs no IO: the backing store or the file holds its
- * content, or it was never written and holds zeroes. On failure the page
- * stays resident (and dirty); BUSY is cleared either way.
- */
-static int evict_page(struct rl_pager *p, struct rl_region *r, uint64_t index, struct rl_pte *pte)
+static uint64_t backing_pgoff(const struct rl_region *r, uint64_t index)
 {
-	int err = 0;
-
-	if (pte->flags & RL_PTE_DIRTY)
-		err = rl_pageout(p, r, index, pte);
-	if (!err) {
-		pthread_mutex_unlock(&p->lock);
-		err = punch_page(r, index);
-		pthread_mutex_lock(&p->lock);
-	}
-	if (!err) {
-		drop_frame(p, r, pte);
-		pte->flags |= RL_PTE_EVICTED;
-		RL_COUNT(p, r->client, evictions, 1);
-	}
-	pte_unbusy(p, pte);
-	return err;
+	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
 }
 
-struct clock_arg {
-	bool busy_seen;
-};
-
-/* The clock's pick: second chance for referenced pages, never a busy one. */
-static bool clock_pick(struct rl_frame *f, void *arg)
+static struct rl_page *pte_page(struct rl_pager *p, const struct rl_pte *pte)
 {
-	struct clock_arg *a = arg;
-	struct rl_pte *pte = rl_pte_lookup(f->region, f->index, false);
-
-	assert(pte && (pte->flags & (RL_PTE_RESIDENT | RL_PTE_BUSY)));
-	if (pte->flags & RL_PTE_BUSY) {
-		a->busy_seen = true;
-		return false;
-	}
-	if (pte->flags & RL_PTE_REFERENCED) {
-		pte->flags &= ~RL_PTE_REFERENCED;
-		return false;
-	}
-	return true;
-}
-
-/*
- * shrink: evicts one victim chosen by the clock (lock held). Returns 1 when
- * a frame was freed, 0 after waiting for busy pages (every candidate was
- * busy), or -errno when the victim could not be written back.
- */
-static int rl_shrink_frames(struct rl_pager *p)
-{
-	struct clock_arg a = { .busy_seen = false };
-	struct rl_region *r;
-	struct rl_pte *pte;
-	uint64_t index;
-	uint32_t f;
-	int err;
-
-	f = rl_frame_clock(&p->frames, clock_pick, &a);
-	if (f == RL_NO_FRAME) {
-		/* Every used frame is being filled or written: they finish
-		 * without needing a frame, so waiting cannot deadlock. */
-		pthread_cond_wait(&p->page_wait, &p->lock);
-		return 0;
-	}
-	r = p->frames.frames[f].region;
-	index = p->frames.frames[f].index;
-	pte = rl_pte_lookup(r, index, false);
-	pte->flags |= RL_PTE_BUSY;
-	err = evict_page(p, r, index, pte);
-	return err ? err : 1;
-}
-
-int rl_alloc_frame(struct rl_pager *p, struct rl_region *r, uint64_t index, uint32_t *frame)
-{
-	uint64_t failures = 0;
-	int err;
-
-	for (;;) {
-		uint32_t f = rl_frame_alloc(&p->frames, r, index);
-
-		if (f != RL_NO_FRAME) {
-			assert(rl_frames_used(&p->frames) <= p->frames.nr_frames);
-			*frame = f;
-			return 0;
-		}
-		err = rl_shrink_frames(p);
-		/* A failed victim stays resident and the hand moves on; after
-		 * two turns' worth of failures no frame can be freed at all. */
-		if (err < 0 && ++failures > 2ull * p->frames.nr_frames)
-			return err;
-	}
+	return (pte->flags & RL_PTE_RESIDENT) ? pfn_to_page(&p->pgdat, pte->frame) : NULL;
 }
 
 /* ---- range operations ---- */
@@ -277,11 +134,15 @@ static struct rl_region *grab_batch(struct rl_pager *p, struct rl_client *cl,
 			g->pos = (i | (RL_PTE_CHUNK - 1)) + 1;	/* untouched chunk */
 			continue;
 		}
-		if (!g->all && !(pte->flags & g->mask)) {
+		struct rl_page *page = pte_page(p, pte);
+		uint16_t flags = pte->flags | (page && PageDirty(page) ? GRAB_DIRTY : 0);
+
+		if (!g->all && !(flags & g->mask)) {
 			g->pos++;
 			continue;
 		}
-		if (pte->flags & RL_PTE_BUSY) {
+		/* under writeback: its IO reads the page, and its frame stays */
+		if ((pte->flags & RL_PTE_BUSY) || (page && PageWriteback(page))) {
 			if (g->n)
 				break;
 			pthread_cond_wait(&p->page_wait, &p->lock);
@@ -293,7 +154,7 @@ static struct rl_region *grab_batch(struct rl_pager *p, struct rl_client *cl,
 			continue;
 		}
 		g->idx[g->n] = i;
-		g->flags[g->n] = pte->flags;
+		g->flags[g->n] = flags;
 		g->csum[g->n] = pte->csum;
 		g->err[g->n] = 0;
 		g->n++;
@@ -331,12 +192,51 @@ static int range_begin(struct rl_pager *p, struct rl_client *cl, uint32_t id, ui
 	return 0;
 }
 
-/* Writes the dirty pages of a batch back (without the lock). */
-static void sync_batch_io(struct rl_pager *p, struct rl_region *r, struct grab *g)
+/*
+ * Writes the dirty pages of a batch back, lock held on entry and exit (the
+ * pages are BUSY: reclaim and the flusher leave them alone). Each run of
+ * index-contiguous dirty pages is write-protected and sent as one
+ * writepages request (batched or not as --wb says). A page whose write
+ * failed is dirty again and has g->err set.
+ */
+static void sync_batch(struct rl_pager *p, struct rl_region *r, struct grab *g)
 {
-	for (size_t k = 0; k < g->n; k++)
-		if (g->flags[k] & RL_PTE_DIRTY)
-			g->err[k] = pageout_io(p, r, g->idx[k], &g->csum[k]);
+	struct rl_pgdat *pgdat = &p->pgdat;
+	bool batch = pgdat->cfg.wb == RL_WB_BATCH;
+
+	for (size_t k = 0; k < g->n;) {
+		size_t e = k;
+
+		if (!(g->flags[k] & GRAB_DIRTY)) {
+			k++;
+			continue;
+		}
+		while (e + 1 < g->n && (g->flags[e + 1] & GRAB_DIRTY) &&
+		       g->idx[e + 1] == g->idx[e] + 1)
+			e++;
+		uint32_t n = (uint32_t)(e - k + 1);
+		struct rl_page *pages[RL_BATCH];
+		int err = 0;
+
+		for (size_t j = k; j <= e; j++) {
+			pages[j - k] = pte_page(p, grabbed_pte(r, g, j));
+			rl_clear_page_dirty_for_io(pgdat, page_to_pfn(pgdat, pages[j - k]));
+		}
+		for (size_t j = k; j <= e && !err; j++)
+			err = r->mapping.ops->write_protect(pages[j - k]);
+		if (!err) {
+			pthread_mutex_unlock(&p->lock);
+			err = r->mapping.ops->writepages(&r->mapping, g->idx[k], n, pages, batch);
+			pthread_mutex_lock(&p->lock);
+		}
+		pgdat->vm.nr_written_sync += err ? 0 : n;
+		for (size_t j = k; j <= e; j++) {
+			g->err[j] = err;
+			if (err)
+				rl_set_page_dirty(pgdat, page_to_pfn(pgdat, pages[j - k]));
+		}
+		k = e + 1;
+	}
 }
 
 int64_t rl_region_sync(struct rl_pager *p, struct rl_client *cl, uint32_t id,
@@ -351,24 +251,18 @@ int64_t rl_region_sync(struct rl_pager *p, struct rl_client *cl, uint32_t id,
 		return -ENOMEM;
 	pthread_mutex_lock(&p->lock);
 	err = range_begin(p, cl, id, first, n, &r, g);
-	g->mask = RL_PTE_DIRTY;
+	g->mask = GRAB_DIRTY;
 	while (!err) {
 		r = grab_batch(p, cl, r, g, &err);
 		if (!r || !g->n)
 			break;
-		pthread_mutex_unlock(&p->lock);
-		sync_batch_io(p, r, g);
-		pthread_mutex_lock(&p->lock);
+		sync_batch(p, r, g);
 		for (size_t k = 0; k < g->n; k++) {
-			struct rl_pte *pte = grabbed_pte(r, g, k);
-
-			if (g->err[k]) {
+			if (g->err[k])
 				err = err ? err : g->err[k];
-			} else {
-				pageout_done(p, r, pte, g->csum[k]);
+			else
 				done++;
-			}
-			pte_unbusy(p, pte);
+			pte_unbusy(p, grabbed_pte(r, g, k));
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -386,16 +280,13 @@ int64_t rl_region_sync(struct rl_pager *p, struct rl_client *cl, uint32_t id,
 static void discard_batch(struct rl_pager *p, struct rl_region *r, struct grab *g, int *berr)
 {
 	bool file = r->kind == RL_REGION_FILE;
-	bool written[RL_BATCH];
 
-	pthread_mutex_unlock(&p->lock);
 	if (file)
-		sync_batch_io(p, r, g);
-	for (size_t k = 0; k < g->n; k++) {
-		written[k] = file && (g->flags[k] & RL_PTE_DIRTY) && !g->err[k];
+		sync_batch(p, r, g);
+	pthread_mutex_unlock(&p->lock);
+	for (size_t k = 0; k < g->n; k++)
 		if (!g->err[k] && (g->flags[k] & RL_PTE_RESIDENT))
-			g->err[k] = punch_page(r, g->idx[k]);
-	}
+			g->err[k] = rl_region_punch(r, g->idx[k]);
 	/* the backing store forgets runs of consecutive backed pages */
 	for (size_t k = 0; !file && k < g->n;) {
 		size_t e = k;
@@ -417,8 +308,6 @@ static void discard_batch(struct rl_pager *p, struct rl_region *r, struct grab *
 	for (size_t k = 0; k < g->n; k++) {
 		struct rl_pte *pte = grabbed_pte(r, g, k);
 
-		if (written[k])
-			pageout_done(p, r, pte, g->csum[k]);
 		if (!g->err[k]) {
 			if (pte->flags & RL_PTE_RESIDENT)
 				drop_frame(p, r, pte);
@@ -427,6 +316,7 @@ static void discard_batch(struct rl_pager *p, struct rl_region *r, struct grab *
 			} else {
 				pte->flags = RL_PTE_BUSY;
 				pte->csum = 0;
+				pte->shadow = 0;
 			}
 			RL_COUNT(p, r->client, discards, 1);
 		}
@@ -542,13 +432,24 @@ int64_t rl_region_snapshot(struct rl_pager *p, struct rl_client *cl, uint32_t id
 
 static int pte_busy_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, void *arg)
 {
-	return (pte->flags & RL_PTE_BUSY) ? 1 : 0;
+	struct rl_page *page = pte_page(r->pager, pte);
+
+	return (pte->flags & RL_PTE_BUSY) || (page && PageWriteback(page)) ? 1 : 0;
 }
 
 struct drop_arg {
 	struct rl_pager *p;
 	int64_t pages;
 };
+
+/* Locks every page first: reclaim may still hold some of them isolated,
+ * and drop_frame waits for it to put them back, which it does without
+ * touching a page it cannot lock. */
+static int pte_lock_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, void *arg)
+{
+	pte->flags |= RL_PTE_BUSY;
+	return 0;
+}
 
 static int pte_drop_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, void *arg)
 {
@@ -562,7 +463,7 @@ static int pte_drop_fn(struct rl_region *r, uint64_t index, struct rl_pte *pte, 
 	return 0;
 }
 
-static void region_free(struct rl_region *r)
+void rl_region_free(struct rl_region *r)
 {
 	if (r->backing)
 		r->be->ops->release(r->backing);
@@ -579,6 +480,7 @@ int64_t rl_region_del(struct rl_pager *p, struct rl_client *cl, uint32_t id)
 	struct drop_arg a = { .p = p, .pages = 0 };
 	struct rl_region *r;
 	int64_t err = 0;
+	bool pinned;
 
 	pthread_mutex_lock(&p->lock);
 	r = rl_region_map_find_id(&cl->regions, id);
@@ -600,10 +502,16 @@ int64_t rl_region_del(struct rl_pager *p, struct rl_client *cl, uint32_t id)
 	rl_region_map_remove(&cl->regions, r);
 	while (rl_pte_for_each(r, 0, r->npages, pte_busy_fn, NULL))
 		pthread_cond_wait(&p->page_wait, &p->lock);
+	rl_pte_for_each(r, 0, r->npages, pte_lock_fn, NULL);
 	rl_pte_for_each(r, 0, r->npages, pte_drop_fn, &a);
 	RL_COUNT(p, cl, discards, (uint64_t)a.pages);
+	/* A writeback that pinned the region (policy writepages) releases it
+	 * at its iput instead. */
+	r->deleted = true;
+	pinned = __atomic_load_n(&r->pins, __ATOMIC_ACQUIRE) > 0;
 	pthread_mutex_unlock(&p->lock);
-	region_free(r);
+	if (!pinned)
+		rl_region_free(r);
 	return err ? err : a.pages;
 }
 
@@ -665,6 +573,7 @@ int rl_region_add(struct rl_pager *p, struct rl_client *cl, const struct rl_msg_
 		r->file_pgoff = ra->file_pgoff;
 	}
 	r->be = r->kind == RL_REGION_FILE ? &p->file_backend : &p->anon_backend;
+	rl_region_mapping_init(p, r);
 	err = rl_region_init_ptes(r, ra->len >> RL_PAGE_SHIFT);
 	if (err) {
 		*why = "out of memory for the region's page table";
@@ -700,6 +609,7 @@ int rl_region_add(struct rl_pager *p, struct rl_client *cl, const struct rl_msg_
 		r->id = p->next_region_id++;
 		if (!r->id)	/* 0 never names a region */
 			r->id = p->next_region_id++;
+		r->mapping.id = r->id;
 		err = rl_region_map_insert(&cl->regions, r);
 		*why = err == -EEXIST ? "the region overlaps another region of this client"
 				      : "out of memory";
@@ -711,7 +621,7 @@ int rl_region_add(struct rl_pager *p, struct rl_client *cl, const struct rl_msg_
 	*id = r->id;
 	return 0;
 fail:
-	region_free(r);
+	rl_region_free(r);
 	return err;
 }
 
