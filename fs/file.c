@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bio_batch.h"
 #include "blkdev.h"
 #include "bmap.h"
 #include "deepfs.h"
@@ -49,82 +50,9 @@
 
 /* ---- bios ------------------------------------------------------------------- */
 
-/* The bios of one read or writeback: each extends the previous one while
- * the disk range stays contiguous. */
-struct dfs_bio_batch {
-	struct dfs_bio **bios;
-	int n, cap;
-	enum dfs_io_dir dir;
-};
-
-static int dfs_bio_batch_add(struct dfs_bio_batch *bb, uint64_t disk_off, void *buf, size_t len)
-{
-	struct dfs_bio *bio = bb->n ? bb->bios[bb->n - 1] : NULL;
-
-	if (bio && bio->offset + dfs_bio_len(bio) == disk_off) {
-		struct iovec *last = &bio->vecs[bio->nr_vecs - 1];
-
-		if ((char *)last->iov_base + last->iov_len == (char *)buf) {
-			last->iov_len += len;
-			return 0;
-		}
-		if (bio->nr_vecs < DFS_BIO_MAX_VECS) {
-			dfs_bio_add_vec(bio, buf, len);
-			return 0;
-		}
-	}
-	if (bb->n == bb->cap) {
-		int cap = bb->cap ? bb->cap * 2 : 8;
-		struct dfs_bio **v = realloc(bb->bios, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		bb->bios = v;
-		bb->cap = cap;
-	}
-	bio = malloc(sizeof(*bio));
-	if (!bio)
-		return -ENOMEM;
-	dfs_bio_init(bio, bb->dir, DFS_IOK_DATA, disk_off);
-	dfs_bio_add_vec(bio, buf, len);
-	bb->bios[bb->n++] = bio;
-	return 0;
-}
-
-static void dfs_bio_batch_free(struct dfs_bio_batch *bb)
-{
-	int i;
-
-	for (i = 0; i < bb->n; i++)
-		free(bb->bios[i]);
-	free(bb->bios);
-	bb->bios = NULL;
-	bb->n = bb->cap = 0;
-}
-
-/* Submit everything, wait for all of it, free the bios. */
-static int dfs_bio_batch_run(struct dfs_mount *mp, struct dfs_bio_batch *bb)
-{
-	int i, error = 0, submitted = 0;
-
-	for (i = 0; i < bb->n && !error; i++) {
-		error = dfs_submit_bio(mp->m_bdev, bb->bios[i]);
-		if (!error)
-			submitted++;
-	}
-	for (i = 0; i < submitted; i++) {
-		int e = dfs_blkdev_wait_bio(mp->m_bdev, bb->bios[i]);
-
-		if (e && !error)
-			error = e;
-	}
-	dfs_bio_batch_free(bb);
-	return error;
-}
-
 /* ---- entry-point helpers ---------------------------------------------------- */
 
-static int dfs_file_iget(struct dfs_mount *mp, uint64_t ino, struct dfs_inode **ipp)
+int dfs_file_iget(struct dfs_mount *mp, uint64_t ino, struct dfs_inode **ipp)
 {
 	struct dfs_inode *ip;
 	int error;
@@ -216,7 +144,8 @@ static int dfs_read_page_queue(struct dfs_inode *ip, struct dfs_page *pg, struct
 			return error;
 		if (map.br_startblock != DFS_HOLESTARTBLOCK &&
 		    map.br_startblock != DFS_DELAYSTARTBLOCK && map.br_state == DFS_EXT_NORM) {
-			error = dfs_bio_batch_add(bb, dfs_fsb_to_bytes(mp, map.br_startblock),
+			error = dfs_bio_batch_add(bb, pg->index,
+						  dfs_fsb_to_bytes(mp, map.br_startblock),
 						  (char *)pg->data + ((fb << mp->m_blocklog) - pos),
 						  map.br_blockcount << mp->m_blocklog);
 			if (error)
@@ -502,7 +431,8 @@ static int dfs_map_blocks(struct dfs_inode *ip, struct dfs_page **pages, uint64_
 			struct dfs_page *pg = pages[blk / bpp - first];
 
 			assert(pg->index == blk / bpp);
-			error = dfs_bio_batch_add(bb, dfs_fsb_to_bytes(mp, map.br_startblock + b),
+			error = dfs_bio_batch_add(bb, blk / bpp,
+						  dfs_fsb_to_bytes(mp, map.br_startblock + b),
 						  (char *)pg->data + (blk % bpp) * mp->m_blocksize,
 						  mp->m_blocksize);
 			if (error)

@@ -49,4 +49,8 @@ void dfs_wbext_wait(struct dfs_inode *ip);
  * IO there to show who waits for it and who does not). */
 extern void (*dfs_wbext_io_hook)(struct dfs_inode *ip);
 
+/* The regular file ino, referenced (dfs_irele); -EIO on a shut down
+ * filesystem, -EISDIR/-EINVAL for other kinds. m_lock held. */
+int dfs_file_iget(struct dfs_mount *mp, uint64_t ino, struct dfs_inode **ipp);
+
 #endif /* DEEPFS_FILE_H */

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio_batch.h"
 #include "blkdev.h"
 #include "bmap.h"
 #include "deepfs.h"
@@ -51,111 +52,13 @@
 
 void (*dfs_wbext_io_hook)(struct dfs_inode *ip);
 
-/* ---- bios ------------------------------------------------------------------- */
-
-/* The bios of one external writeback, built block by block. */
-struct dfs_wbext_batch {
-	struct dfs_bio **bios;
-	size_t n, cap;
-	bool single;		/* DFS_WB_SINGLE: a page never joins another's bio */
-	uint64_t last_index;	/* page of the last block added */
-	uint64_t next_off;	/* disk byte just past the last bio */
-};
-
-static int dfs_wbext_add(struct dfs_wbext_batch *bb, uint64_t index, uint64_t disk_off,
-			 char *buf, size_t len)
-{
-	struct dfs_bio *bio = bb->n ? bb->bios[bb->n - 1] : NULL;
-
-	if (bio && bb->next_off == disk_off && (!bb->single || bb->last_index == index)) {
-		struct iovec *last = &bio->vecs[bio->nr_vecs - 1];
-
-		if ((char *)last->iov_base + last->iov_len == buf) {
-			last->iov_len += len;
-			goto added;
-		}
-		if (bio->nr_vecs < DFS_BIO_MAX_VECS) {
-			dfs_bio_add_vec(bio, buf, len);
-			goto added;
-		}
-	}
-	if (bb->n == bb->cap) {
-		size_t cap = bb->cap ? bb->cap * 2 : 16;
-		struct dfs_bio **v = realloc(bb->bios, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		bb->bios = v;
-		bb->cap = cap;
-	}
-	bio = malloc(sizeof(*bio));
-	if (!bio)
-		return -ENOMEM;
-	dfs_bio_init(bio, DFS_IO_WRITE, DFS_IOK_DATA, disk_off);
-	dfs_bio_add_vec(bio, buf, len);
-	bb->bios[bb->n++] = bio;
-added:
-	bb->last_index = index;
-	bb->next_off = disk_off + len;
-	return 0;
-}
-
-static void dfs_wbext_batch_free(struct dfs_wbext_batch *bb)
-{
-	size_t i;
-
-	for (i = 0; i < bb->n; i++)
-		free(bb->bios[i]);
-	free(bb->bios);
-	bb->bios = NULL;
-	bb->n = bb->cap = 0;
-}
-
-/* Submit everything, wait for all of it (called without mp->m_lock). */
-static int dfs_wbext_submit(struct dfs_mount *mp, struct dfs_wbext_batch *bb,
-			    struct dfs_wb_stats *st)
-{
-	size_t i, submitted = 0;
-	int error = 0;
-
-	for (i = 0; i < bb->n && !error; i++) {
-		error = dfs_submit_bio(mp->m_bdev, bb->bios[i]);
-		if (!error) {
-			submitted++;
-			st->ios++;
-			st->bytes += dfs_bio_len(bb->bios[i]);
-		}
-	}
-	for (i = 0; i < submitted; i++) {
-		int e = dfs_blkdev_wait_bio(mp->m_bdev, bb->bios[i]);
-
-		if (e && !error)
-			error = e;
-	}
-	return error;
-}
-
 /* ---- helpers ------------------------------------------------------------------ */
 
 static int dfs_wbext_iget(struct dfs_mount *mp, uint64_t ino, struct dfs_inode **ipp)
 {
-	struct dfs_inode *ip;
-	int error;
-
-	if (mp->m_shutdown)
-		return -EIO;
 	if (mp->m_readonly)
 		return -EROFS;
-	error = dfs_iget(mp, NULL, ino, &ip);
-	if (error)
-		return error;
-	if (!dfs_isreg(ip)) {
-		error = dfs_isdir(ip) ? -EISDIR : -EINVAL;
-		dfs_irele(ip);
-		return error;
-	}
-	*ipp = ip;
-	return 0;
+	return dfs_file_iget(mp, ino, ipp);
 }
 
 static inline uint64_t dfs_wbext_bpp(const struct dfs_mount *mp)
@@ -226,7 +129,7 @@ static int dfs_wbext_reserve(struct dfs_inode *ip, uint64_t first, uint64_t *np,
  * address, from bufs[page - first].
  */
 static int dfs_wbext_map(struct dfs_inode *ip, uint64_t first, uint64_t lb, char *const *bufs,
-			 struct dfs_wbext_batch *bb)
+			 struct dfs_bio_batch *bb)
 {
 	struct dfs_mount *mp = ip->i_mount;
 	uint64_t bpp = dfs_wbext_bpp(mp);
@@ -268,7 +171,7 @@ static int dfs_wbext_map(struct dfs_inode *ip, uint64_t first, uint64_t lb, char
 		for (b = 0; b < map.br_blockcount; b++) {
 			uint64_t blk = fb + b;
 
-			error = dfs_wbext_add(bb, blk / bpp,
+			error = dfs_bio_batch_add(bb, blk / bpp,
 					      dfs_fsb_to_bytes(mp, map.br_startblock + b),
 					      bufs[blk / bpp - first] + (blk % bpp) * mp->m_blocksize,
 					      mp->m_blocksize);
@@ -367,7 +270,7 @@ out_unlock:
 int dfs_writepages_ext(struct dfs_mount *mp, uint64_t ino, uint64_t first, uint64_t n,
 		       const void *const *srcs, unsigned flags, struct dfs_wb_stats *st)
 {
-	struct dfs_wbext_batch bb = { .single = flags & DFS_WB_SINGLE };
+	struct dfs_bio_batch bb = { .dir = DFS_IO_WRITE, .single = flags & DFS_WB_SINGLE };
 	struct dfs_wb_stats local = { 0 };
 	struct dfs_inode *ip;
 	uint64_t size, eofpg, fb, lb, end, i;
@@ -447,7 +350,7 @@ int dfs_writepages_ext(struct dfs_mount *mp, uint64_t ino, uint64_t first, uint6
 	pthread_mutex_unlock(&mp->m_lock);
 	if (dfs_wbext_io_hook)
 		dfs_wbext_io_hook(ip);
-	error = dfs_wbext_submit(mp, &bb, &local);
+	error = dfs_bio_batch_submit(mp, &bb, &local.ios, &local.bytes);
 	pthread_mutex_lock(&mp->m_lock);
 
 	/* the ioend (xfs_end_ioend): only blocks written; the size moves up
@@ -465,7 +368,7 @@ out_rele:
 	dfs_irele(ip);
 out_unlock:
 	pthread_mutex_unlock(&mp->m_lock);
-	dfs_wbext_batch_free(&bb);
+	dfs_bio_batch_free(&bb);
 	free(bounce);
 	free(bufs);
 	if (st)

@@ -5,10 +5,16 @@
  * EDEADLK to the owner, pthread_mutex_unlock returns EPERM to others.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "reclaim/pgdat.h"
 #include "tests/unit/reclaim_mock.h"
@@ -430,4 +436,21 @@ uint64_t rl_mock_count_on(const struct rl_mock *mk, enum lru_list lru)
 void rl_mock_log_clear(struct rl_mock *mk)
 {
 	mk->nlog = 0;
+}
+
+struct rl_mock *rl_mock_new(uint32_t nr, enum rl_policy policy, bool threads)
+{
+	struct rl_reclaim_config cfg = { .nr_pages = nr, .policy = policy, .threads = threads };
+	struct rl_mock *mk = malloc(sizeof(*mk));
+
+	assert_non_null(mk);
+	assert_int_equal(rl_mock_init(mk, &cfg), 0);
+	return mk;
+}
+
+void rl_mock_free(struct rl_mock *mk)
+{
+	assert_int_equal(mk->lock_violations, 0);
+	rl_mock_destroy(mk);
+	free(mk);
 }

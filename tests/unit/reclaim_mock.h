@@ -113,6 +113,10 @@ struct rl_mock {
 int rl_mock_init(struct rl_mock *mk, struct rl_reclaim_config *cfg);
 /* Stops the pgdat's threads, destroys everything. Lock not held. */
 void rl_mock_destroy(struct rl_mock *mk);
+/* A heap-allocated mock with a pool of nr pages (cmocka-asserted), and its
+ * release, which asserts that no op was called against the lock contract. */
+struct rl_mock *rl_mock_new(uint32_t nr, enum rl_policy policy, bool threads);
+void rl_mock_free(struct rl_mock *mk);
 
 /* A new mapping of npages indexes; NULL when out of slots or memory. */
 struct rl_mock_mapping *rl_mock_mapping(struct rl_mock *mk, uint64_t npages, bool swapbacked);

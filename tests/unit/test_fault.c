@@ -859,8 +859,11 @@ static void kill_test(enum child_mode mode, const char *expect)
 		assert_true(totals(&e).pages_written >= CHILD_PAGES - BUDGET);
 	}
 	if (mode == CHILD_ENOSPC) {
+		/* nothing could be written, so only pages still clean (filled,
+		 * not yet written to) could be evicted to make room */
 		assert_int_equal(totals(&e).pages_written, 0);
-		assert_int_equal(totals(&e).faults_missing, BUDGET);
+		assert_true(totals(&e).faults_missing >= BUDGET);
+		assert_true(totals(&e).faults_missing <= BUDGET + totals(&e).evictions);
 	}
 	env_destroy(&e);
 }

@@ -20,23 +20,6 @@
 #include "reclaim/vmscan.h"
 #include "tests/unit/reclaim_mock.h"
 
-static struct rl_mock *mock_new(uint32_t nr, enum rl_policy policy, bool threads)
-{
-	struct rl_reclaim_config cfg = { .nr_pages = nr, .policy = policy, .threads = threads };
-	struct rl_mock *mk = malloc(sizeof(*mk));
-
-	assert_non_null(mk);
-	assert_int_equal(rl_mock_init(mk, &cfg), 0);
-	return mk;
-}
-
-static void mock_free(struct rl_mock *mk)
-{
-	assert_int_equal(mk->lock_violations, 0);
-	rl_mock_destroy(mk);
-	free(mk);
-}
-
 /* Checks the links of list lru against its count; returns its length. */
 static uint64_t check_list(struct rl_pgdat *pgdat, enum lru_list lru)
 {
@@ -118,7 +101,7 @@ static void test_config(void **state)
 
 static void test_list_ops(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	struct rl_mock_mapping *anon = rl_mock_mapping(mk, 100, true);
@@ -169,12 +152,12 @@ static void test_list_ops(void **state)
 	rl_page_list_init(&l);
 	assert_null(rl_page_list_pop(pgdat, &l));
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_flusher_lists(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_FLUSHER, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_FLUSHER, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	uint32_t pfn[4];
@@ -205,12 +188,12 @@ static void test_flusher_lists(void **state)
 	assert_true(PageDirty(&pgdat->pages[pfn[2]]));
 	assert_int_equal(pgdat->pages[pfn[2]].lru, LRU_INACTIVE_DIRTY);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_isolate_order(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	struct rl_page_list l;
@@ -250,12 +233,12 @@ static void test_isolate_order(void **state)
 	assert_int_equal(pgdat->lruvec.head[LRU_INACTIVE_FILE], pfn[4]);
 	file->locked[1] = false;
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_alloc_free(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	uint32_t pfns[64];
@@ -291,12 +274,12 @@ static void test_alloc_free(void **state)
 	assert_int_equal(rl_alloc_pages(pgdat, 20, pfns), 0);
 	assert_int_equal(pgdat->nr_free, 44);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_kswapd_by_hand(void **state)
 {
-	struct rl_mock *mk = mock_new(256, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(256, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	uint64_t i = 0, got;
@@ -318,12 +301,12 @@ static void test_kswapd_by_hand(void **state)
 	/* balanced: another run has nothing to do */
 	assert_int_equal(balance_pgdat(pgdat), 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_kswapd_thread(void **state)
 {
-	struct rl_mock *mk = mock_new(256, RL_POLICY_WRITEPAGE, true);
+	struct rl_mock *mk = rl_mock_new(256, RL_POLICY_WRITEPAGE, true);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	uint64_t i = 0;
@@ -350,7 +333,7 @@ static void test_kswapd_thread(void **state)
 	assert_true(pgdat->vm.pgsteal_kswapd > 0);
 	assert_int_equal(pgdat->vm.allocstall, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 struct thread_log {
@@ -371,7 +354,7 @@ static void note_thread(struct rl_mock *mk, struct rl_page *page, void *arg)
 
 static void test_direct_reclaim(void **state)
 {
-	struct rl_mock *mk = mock_new(128, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(128, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	struct thread_log t = { .self = pthread_self() };
@@ -391,12 +374,12 @@ static void test_direct_reclaim(void **state)
 	assert_int_equal(pgdat->lat.direct_stall.count, pgdat->vm.allocstall);
 	assert_int_equal(pgdat->nr_isolated, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_enomem_all_pinned(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	uint64_t i;
@@ -419,12 +402,12 @@ static void test_enomem_all_pinned(void **state)
 	assert_true(pgdat->vm.allocstall >= 16);
 	assert_int_equal(pgdat->vm.pgsteal_direct, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_enospc(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE, false);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	uint64_t i;
@@ -443,7 +426,7 @@ static void test_enospc(void **state)
 	assert_int_equal(pgdat->nr_dirty, 64);	/* redirtied, nothing lost */
 	assert_int_equal(pgdat->nr_writeback, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 /* A concurrent allocator that runs whenever reclaim lets go of the lock
@@ -475,7 +458,7 @@ static bool freed_by_reclaim(const struct stealer *s, uint32_t pfn)
 static void run_capture(enum rl_policy policy, struct stealer *s, uint32_t got[4],
 			uint64_t *success, uint64_t *fail)
 {
-	struct rl_mock *mk = mock_new(64, policy, false);
+	struct rl_mock *mk = rl_mock_new(64, policy, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 1000, false);
 	uint64_t i = 0;
@@ -492,7 +475,7 @@ static void run_capture(enum rl_policy policy, struct stealer *s, uint32_t got[4
 	*fail = pgdat->vm.capture_fail;
 	mk->on_remove_mapping = NULL;
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_capture(void **state)

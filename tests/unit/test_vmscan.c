@@ -22,23 +22,6 @@
 #include "reclaim/workingset.h"
 #include "tests/unit/reclaim_mock.h"
 
-static struct rl_mock *mock_new(uint32_t nr, enum rl_policy policy)
-{
-	struct rl_reclaim_config cfg = { .nr_pages = nr, .policy = policy };
-	struct rl_mock *mk = malloc(sizeof(*mk));
-
-	assert_non_null(mk);
-	assert_int_equal(rl_mock_init(mk, &cfg), 0);
-	return mk;
-}
-
-static void mock_free(struct rl_mock *mk)
-{
-	assert_int_equal(mk->lock_violations, 0);
-	rl_mock_destroy(mk);
-	free(mk);
-}
-
 static struct scan_control sc_for(const struct rl_pgdat *pgdat, enum rl_reclaim_ctx ctx)
 {
 	struct scan_control sc = {
@@ -52,7 +35,7 @@ static struct scan_control sc_for(const struct rl_pgdat *pgdat, enum rl_reclaim_
 
 static void test_mark_page_accessed(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 10, false);
 	uint32_t pfn;
@@ -78,12 +61,12 @@ static void test_mark_page_accessed(void **state)
 	assert_int_equal(pgdat->vm.pgactivate, 1);
 	assert_int_equal(pgdat->lruvec.nr[LRU_ACTIVE_FILE], 1);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_shrink_active_list(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 10, false);
 	struct scan_control sc = sc_for(pgdat, RL_CTX_KSWAPD);
@@ -115,7 +98,7 @@ static void test_shrink_active_list(void **state)
 	file->locked[9] = false;
 	assert_false(inactive_is_low(pgdat, true));
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 /* Page 0 of a file mapping at the tail of its inactive list: one page
@@ -129,7 +112,7 @@ static uint64_t shrink_tail(struct rl_mock *mk, enum lru_list lru, enum rl_recla
 
 static void test_page_check_references(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 10, false);
 	struct rl_mock_mapping *anon = rl_mock_mapping(mk, 10, true);
@@ -190,12 +173,12 @@ static void test_page_check_references(void **state)
 	assert_false(file->locked[3]);
 	assert_int_equal(pgdat->nr_isolated, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_writeback_pages(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_WRITEPAGE);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 10, false);
 	struct scan_control sc;
@@ -234,7 +217,7 @@ static void test_writeback_pages(void **state)
 	assert_int_equal(shrink_tail(mk, LRU_INACTIVE_FILE, RL_CTX_KSWAPD, &sc), 1);
 	assert_int_equal(file->pfn[0], RL_NO_PAGE);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 struct dirty_case {
@@ -255,7 +238,7 @@ struct dirty_case {
 static void dirty_case(enum rl_policy policy, enum rl_reclaim_ctx ctx, unsigned ndirty,
 		       bool engine, struct dirty_case *r)
 {
-	struct rl_mock *mk = mock_new(64, policy);
+	struct rl_mock *mk = rl_mock_new(64, policy, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	struct scan_control sc;
@@ -291,7 +274,7 @@ static void dirty_case(enum rl_policy policy, enum rl_reclaim_ctx ctx, unsigned 
 	pthread_mutex_unlock(&mk->lock);
 	if (engine)
 		rl_wb_stop(pgdat);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_policy_writepage(void **state)
@@ -344,7 +327,7 @@ static void test_policy_nodirect(void **state)
 
 static void test_policy_flusher(void **state)
 {
-	struct rl_mock *mk = mock_new(64, RL_POLICY_FLUSHER);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_FLUSHER, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	struct scan_control sc;
@@ -381,7 +364,7 @@ static void test_policy_flusher(void **state)
 	assert_int_equal(pgdat->pages[pfn].lru, LRU_INACTIVE_DIRTY);
 	assert_int_equal(mk->nr_writepages, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_policy_ranges(void **state)
@@ -422,7 +405,7 @@ static void test_dirty_stream_data(void **state)
 	for (int p = 0; p < NR_RL_POLICIES; p++) {
 		if (p == RL_POLICY_NODIRECT || p == RL_POLICY_FLUSHER)
 			continue;	/* they need kswapd/the flusher to make progress */
-		struct rl_mock *mk = mock_new(128, (enum rl_policy)p);
+		struct rl_mock *mk = rl_mock_new(128, (enum rl_policy)p, false);
 		struct rl_mock_mapping *file = rl_mock_mapping(mk, N, false);
 
 		mk->drop_lock_in_ops = true;
@@ -440,7 +423,7 @@ static void test_dirty_stream_data(void **state)
 		assert_int_equal(mk->pgdat.nr_isolated, 0);
 		assert_int_equal(mk->pgdat.nr_writeback, 0);
 		pthread_mutex_unlock(&mk->lock);
-		mock_free(mk);
+		rl_mock_free(mk);
 	}
 }
 
@@ -519,7 +502,7 @@ static void test_threaded_policies(void **state)
 			assert_int_equal(mk->pgdat.nr_writeback, 0);
 			assert_int_equal(rl_mock_resident(mk) + mk->pgdat.nr_free, 128);
 			pthread_mutex_unlock(&mk->lock);
-			mock_free(mk);
+			rl_mock_free(mk);
 		}
 	}
 }

@@ -19,26 +19,9 @@
 #include "reclaim/workingset.h"
 #include "tests/unit/reclaim_mock.h"
 
-static struct rl_mock *mock_new(uint32_t nr)
-{
-	struct rl_reclaim_config cfg = { .nr_pages = nr, .policy = RL_POLICY_WRITEPAGE };
-	struct rl_mock *mk = malloc(sizeof(*mk));
-
-	assert_non_null(mk);
-	assert_int_equal(rl_mock_init(mk, &cfg), 0);
-	return mk;
-}
-
-static void mock_free(struct rl_mock *mk)
-{
-	assert_int_equal(mk->lock_violations, 0);
-	rl_mock_destroy(mk);
-	free(mk);
-}
-
 static void test_shadow_round_trip(void **state)
 {
-	struct rl_mock *mk = mock_new(64);
+	struct rl_mock *mk = rl_mock_new(64, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 10, false);
 	struct rl_mock_mapping *anon = rl_mock_mapping(mk, 10, true);
@@ -63,12 +46,12 @@ static void test_shadow_round_trip(void **state)
 	assert_false(workingset_refault(pgdat, &pgdat->pages[f], 0));
 	assert_int_equal(pgdat->vm.workingset_refault, 0);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 static void test_refault_distance(void **state)
 {
-	struct rl_mock *mk = mock_new(256);
+	struct rl_mock *mk = rl_mock_new(256, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 100, false);
 	struct rl_mock_mapping *other = rl_mock_mapping(mk, 100, false);
@@ -107,13 +90,13 @@ static void test_refault_distance(void **state)
 	assert_int_equal(pgdat->vm.workingset_refault, 2);
 	assert_int_equal(pgdat->vm.workingset_activate, 1);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 /* Through the owner: evict a page by reclaim, fault it back. */
 static void test_refault_activates_via_fault(void **state)
 {
-	struct rl_mock *mk = mock_new(256);
+	struct rl_mock *mk = rl_mock_new(256, RL_POLICY_WRITEPAGE, false);
 	struct rl_pgdat *pgdat = &mk->pgdat;
 	struct rl_mock_mapping *hot = rl_mock_mapping(mk, 100, false);
 	struct rl_mock_mapping *file = rl_mock_mapping(mk, 2000, false);
@@ -158,7 +141,7 @@ static void test_refault_activates_via_fault(void **state)
 	assert_int_equal(pgdat->vm.workingset_refault, 2);
 	assert_int_equal(pgdat->vm.workingset_activate, 1);
 	pthread_mutex_unlock(&mk->lock);
-	mock_free(mk);
+	rl_mock_free(mk);
 }
 
 /* A FIFO of nr frames: how many touches of pages in [0, hot) miss. */
@@ -187,7 +170,7 @@ enum { POOL = 256, HOT = 64, STREAM = 1024, CHUNK = 64, ROUNDS = 4 };
  * touched after each chunk. Returns hot misses after the first round. */
 static uint64_t hot_vs_stream(bool swapbacked, uint64_t *fifo_misses)
 {
-	struct rl_mock *mk = mock_new(POOL);
+	struct rl_mock *mk = rl_mock_new(POOL, RL_POLICY_WRITEPAGE, false);
 	struct rl_mock_mapping *hot = rl_mock_mapping(mk, HOT, swapbacked);
 	struct rl_mock_mapping *stream = rl_mock_mapping(mk, (uint64_t)STREAM * ROUNDS, swapbacked);
 	struct fifo f = { .nr = POOL, .slot = calloc(POOL, sizeof(uint64_t)) };
@@ -215,7 +198,7 @@ static uint64_t hot_vs_stream(bool swapbacked, uint64_t *fifo_misses)
 	assert_int_equal(mk->pgdat.nr_isolated, 0);
 	pthread_mutex_unlock(&mk->lock);
 	free(f.slot);
-	mock_free(mk);
+	rl_mock_free(mk);
 	*fifo_misses = fmisses;
 	return misses;
 }
