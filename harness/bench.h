@@ -35,6 +35,9 @@ struct rl_bench_args {
  * it, 127 if it could not be started, or -errno if fork failed.
  */
 int rl_bench_run(char *const argv[], const char *out_path, bool quiet);
+/* rl_bench_run with stdout captured through the file tmp_path (removed
+ * after): up to len - 1 bytes of it in out, trailing newlines dropped. */
+int rl_bench_capture(char *const argv[], const char *tmp_path, char *out, size_t len);
 
 /* bench fs: deepfs through FUSE against kernel XFS (bench_fs.c) */
 int rl_bench_fs(const struct rl_bench_args *a);

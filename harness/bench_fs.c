@@ -102,24 +102,27 @@ int rl_bench_run(char *const argv[], const char *out_path, bool quiet)
 	return 128 + WTERMSIG(ws);
 }
 
-static int run_capture(char *const argv[], char *out, size_t len)
+int rl_bench_capture(char *const argv[], const char *tmp_path, char *out, size_t len)
 {
-	char path[PATH_MAX];
-	int status;
-	FILE *f;
-	size_t n;
+	int status = rl_bench_run(argv, tmp_path, false);
+	FILE *f = fopen(tmp_path, "re");
+	size_t n = f ? fread(out, 1, len - 1, f) : 0;
 
-	snprintf(path, sizeof(path), "/tmp/rl-bench-out.%d", (int)getpid());
-	status = rl_bench_run(argv, path, false);
-	f = fopen(path, "r");
-	n = f ? fread(out, 1, len - 1, f) : 0;
 	out[n] = 0;
 	while (n && out[n - 1] == '\n')
 		out[--n] = 0;
 	if (f)
 		fclose(f);
-	unlink(path);
+	unlink(tmp_path);
 	return status;
+}
+
+static int run_capture(char *const argv[], char *out, size_t len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "/tmp/rl-bench-out.%d", (int)getpid());
+	return rl_bench_capture(argv, path, out, len);
 }
 
 static double now(void)

@@ -217,3 +217,41 @@ const char *rl_fmt_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.2f %s", v, units[u]);
 	return buf;
 }
+
+/* Does an option of cmd matching this word take the next word as its argument? */
+static bool takes_next(const struct rl_cmd *cmd, const char *a)
+{
+	if (a[1] == '-') {
+		/* getopt_long takes unambiguous prefixes: does any match take one? */
+		size_t n = strlen(a + 2);
+
+		if (strchr(a, '='))
+			return false;
+		for (const struct rl_opt *o = cmd->opts; o->name; o++)
+			if (strncmp(o->name, a + 2, n) == 0 && o->arg)
+				return true;
+		return false;
+	}
+	if (a[2] != '\0')
+		return false;	/* -m64M: the argument is attached */
+	for (const struct rl_opt *o = cmd->opts; o->name; o++)
+		if (o->short_name == a[1] && o->arg)
+			return true;
+	return false;
+}
+
+int rl_program_index(const struct rl_cmd *cmd, int argc, char **argv)
+{
+	int i = 1;
+
+	while (i < argc) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0)
+			return i + 1;
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		i += takes_next(cmd, a) ? 2 : 1;
+	}
+	return argc;
+}

@@ -78,6 +78,13 @@ int rl_parse_u32(const char *s, uint32_t *out);
  * return false on error. */
 bool rl_opt_size(const struct rl_parser *p, const char *opt, uint64_t *out);
 bool rl_opt_u32(const struct rl_parser *p, const char *opt, uint32_t *out);
+/*
+ * For commands that run a program (`run`, `kernel-run`): the index of the
+ * program's first word in argv. The program's arguments are its own, so
+ * option parsing stops at the first word that is not one of cmd's options
+ * (or just after "--"): `reclaimlab run sort -n big.txt` does not read -n.
+ */
+int rl_program_index(const struct rl_cmd *cmd, int argc, char **argv);
 
 /* "4.00 GiB": for messages. */
 const char *rl_fmt_size(uint64_t bytes, char *buf, size_t len);

@@ -124,40 +124,9 @@ static void fail(const char *fmt, ...)
 
 /* ---- the command line ---- */
 
-/*
- * The program's arguments are its own: option parsing stops at the first
- * word that is not one of run's options (or at "--"), so that
- * `reclaimlab run sort -n big.txt` does not read -n as run's.
- */
-static int program_index(const struct rl_cmd *cmd, int argc, char **argv)
-{
-	int i = 1;
-
-	while (i < argc) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0)
-			return i + 1;
-		if (a[0] != '-' || a[1] == '\0')
-			return i;
-		i++;
-		if (a[1] == '-' && !strchr(a, '=')) {
-			/* getopt_long takes unambiguous prefixes: does any match take an argument? */
-			size_t n = strlen(a + 2);
-
-			for (const struct rl_opt *o = cmd->opts; o->name; o++)
-				if (strncmp(o->name, a + 2, n) == 0 && o->arg) {
-					i++;
-					break;
-				}
-		}
-	}
-	return argc;
-}
-
 static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct run_args *ra)
 {
-	int prog = program_index(cmd, argc, argv);
+	int prog = rl_program_index(cmd, argc, argv);
 	struct rl_parser p;
 	int o;
 

@@ -289,21 +289,9 @@ static int drain_trace(struct kref *k)
 static int capture(char *const argv[], char *out, size_t len, const char *dir)
 {
 	char path[PATH_MAX];
-	int status;
-	FILE *f;
-	size_t n;
 
 	snprintf(path, sizeof(path), "%s/out", dir);
-	status = rl_bench_run(argv, path, false);
-	f = fopen(path, "re");
-	n = f ? fread(out, 1, len - 1, f) : 0;
-	out[n] = 0;
-	while (n && out[n - 1] == '\n')
-		out[--n] = 0;
-	if (f)
-		fclose(f);
-	unlink(path);
-	return status;
+	return rl_bench_capture(argv, path, out, len);
 }
 
 static int setup_xfs(struct kref *k)
@@ -734,40 +722,12 @@ static const struct rl_opt kref_opts[] = {
 	{ 0 },
 };
 
-/* Options end at the first word that is not one of ours (or at "--"). */
-static int program_index(const struct rl_cmd *cmd, int argc, char **argv)
-{
-	int i = 1;
-
-	while (i < argc) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--") == 0)
-			return i + 1;
-		if (a[0] != '-' || a[1] == '\0')
-			return i;
-		i++;
-		if (a[1] == '-' && !strchr(a, '=')) {
-			size_t n = strlen(a + 2);
-
-			for (const struct rl_opt *o = cmd->opts; o->name; o++)
-				if (strncmp(o->name, a + 2, n) == 0 && o->arg) {
-					i++;
-					break;
-				}
-		} else if (a[1] != '-' && a[2] == '\0' && (a[1] == 'm' || a[1] == 'D')) {
-			i++;
-		}
-	}
-	return argc;
-}
-
 static int kref_cmd_run(const struct rl_cmd *cmd, int argc, char **argv)
 {
 	struct rl_kref_opts o = { .mem = 64ull << 20, .image_size = 2ull << 30, .swappiness = -1 };
 	struct rl_kref_result res;
 	const char *json = NULL;
-	int prog = program_index(cmd, argc, argv), opt, ret;
+	int prog = rl_program_index(cmd, argc, argv), opt, ret;
 	struct rl_parser p;
 	uint32_t sw;
 	FILE *jf = NULL;

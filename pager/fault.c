@@ -62,13 +62,6 @@ static int uffd_copy(int uffd, uint64_t addr, const void *src)
 	return -EAGAIN;
 }
 
-/* Clears the page's BUSY state and wakes whoever waits for it. */
-static void pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
-{
-	pte->flags &= ~RL_PTE_BUSY;
-	pthread_cond_broadcast(&p->page_wait);
-}
-
 /* Records a whole fault's latency (lock held). */
 static void fault_done(struct rl_pager *p, uint64_t t0)
 {
@@ -117,13 +110,11 @@ static void do_wp_page(struct rl_pager *p, struct rl_client *cl, struct rl_regio
 		pte->flags |= RL_PTE_REFERENCED;
 	RL_COUNT(p, cl, faults_wp, 1);
 	if (!PageDirty(page) && r->be->ops->page_mkwrite) {
-		uint64_t pgoff = r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
-
 		pthread_mutex_unlock(&p->lock);
-		err = r->be->ops->page_mkwrite(r->backing, pgoff);
+		err = r->be->ops->page_mkwrite(r->backing, rl_backing_pgoff(r, index));
 		pthread_mutex_lock(&p->lock);
 		if (err) {
-			pte_unbusy(p, pte);
+			rl_pte_unbusy(p, pte);
 			pthread_mutex_unlock(&p->lock);
 			rl_client_kill(p, cl, false, "cannot reserve backing space for page %lu of "
 				       "region %u before it is written: %s", (unsigned long)index,
@@ -137,7 +128,7 @@ static void do_wp_page(struct rl_pager *p, struct rl_client *cl, struct rl_regio
 	if (ioctl(cl->uffd, UFFDIO_WRITEPROTECT, &wp))
 		err = -errno;
 	pthread_mutex_lock(&p->lock);
-	pte_unbusy(p, pte);
+	rl_pte_unbusy(p, pte);
 	if (!err) {
 		fault_done(p, t0);
 		/* balance_dirty_pages_ratelimited: writers of file pages only */
@@ -163,7 +154,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 
 	err = rl_alloc_page(&p->pgdat, &r->mapping, index, &frame);
 	if (err) {
-		pte_unbusy(p, pte);
+		rl_pte_unbusy(p, pte);
 		pthread_mutex_unlock(&p->lock);
 		if (err == -ENOSPC)
 			rl_client_kill(p, cl, false,
@@ -176,14 +167,12 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	pthread_mutex_unlock(&p->lock);
 
 	if (read) {
-		uint64_t pgoff = r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
-
-		err = r->be->ops->readpage(r->backing, pgoff, fill_buf);
+		err = r->be->ops->readpage(r->backing, rl_backing_pgoff(r, index), fill_buf);
 		src = fill_buf;
 		if (err) {
 			pthread_mutex_lock(&p->lock);
 			rl_free_page(&p->pgdat, frame);
-			pte_unbusy(p, pte);
+			rl_pte_unbusy(p, pte);
 			pthread_mutex_unlock(&p->lock);
 			rl_client_kill(p, cl, false,
 				       "cannot read page %lu of region %u from the backing store: %s",
@@ -198,7 +187,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 			if (bad) {
 				RL_COUNT(p, cl, verify_failed, 1);
 				rl_free_page(&p->pgdat, frame);
-				pte_unbusy(p, pte);
+				rl_pte_unbusy(p, pte);
 				pthread_mutex_unlock(&p->lock);
 				rl_client_kill(p, cl, false, "page %lu of region %u failed --verify",
 					       (unsigned long)index, r->id);
@@ -213,7 +202,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	pthread_mutex_lock(&p->lock);
 	if (err) {
 		rl_free_page(&p->pgdat, frame);
-		pte_unbusy(p, pte);
+		rl_pte_unbusy(p, pte);
 		pthread_mutex_unlock(&p->lock);
 		if (uffd_target_gone(err))
 			return;
@@ -245,7 +234,7 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	/* workingset_refault decides between the inactive and active list */
 	rl_lru_cache_add(&p->pgdat, frame, pte->shadow);
 	pte->shadow = 0;
-	pte_unbusy(p, pte);
+	rl_pte_unbusy(p, pte);
 	fault_done(p, t0);
 	pthread_mutex_unlock(&p->lock);
 }

@@ -30,11 +30,6 @@ static struct rl_pte *page_pte(struct rl_page *page, struct rl_region **rp)
 	return rl_pte_lookup(r, page->index, false);
 }
 
-static uint64_t backing_pgoff(const struct rl_region *r, uint64_t index)
-{
-	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
-}
-
 static bool map_trylock_page(struct rl_page *page)
 {
 	struct rl_region *r;
@@ -51,8 +46,7 @@ static void map_unlock_page(struct rl_page *page)
 	struct rl_region *r;
 	struct rl_pte *pte = page_pte(page, &r);
 
-	pte->flags &= ~RL_PTE_BUSY;
-	pthread_cond_broadcast(&r->pager->page_wait);
+	rl_pte_unbusy(r->pager, pte);
 }
 
 static int map_page_referenced(struct rl_page *page)
@@ -130,13 +124,13 @@ static int map_writepages(struct rl_mapping *m, uint64_t first, uint32_t n,
 			csums[i] = rl_page_csum(srcs[i]);
 	}
 	if (n == 1 && !batch)
-		err = r->be->ops->writepage(r->backing, backing_pgoff(r, first), srcs[0]);
+		err = r->be->ops->writepage(r->backing, rl_backing_pgoff(r, first), srcs[0]);
 	else
-		err = r->be->ops->writepages(r->backing, backing_pgoff(r, first), n,
+		err = r->be->ops->writepages(r->backing, rl_backing_pgoff(r, first), n,
 					     (const void *const *)srcs, batch);
 	if (!err && r->kind == RL_REGION_FILE && p->cfg.file_written)
 		p->cfg.file_written(p->cfg.file_written_arg, r->file_ino,
-				    backing_pgoff(r, first) << RL_PAGE_SHIFT,
+				    rl_backing_pgoff(r, first) << RL_PAGE_SHIFT,
 				    (uint64_t)n << RL_PAGE_SHIFT);
 	if (!err) {
 		pthread_mutex_lock(&p->lock);

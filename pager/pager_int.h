@@ -109,6 +109,18 @@ static inline struct rl_region *rl_mapping_region(struct rl_mapping *m)
 {
 	return (struct rl_region *)((char *)m - offsetof(struct rl_region, mapping));
 }
+/* unlock_page: clears the pte's BUSY (PG_locked) and wakes its waiters (p->lock held). */
+static inline void rl_pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
+{
+	pte->flags &= ~RL_PTE_BUSY;
+	pthread_cond_broadcast(&p->page_wait);
+}
+/* Page index of the backing object for page index of r: a FILE region
+ * starts at its file offset, an anonymous region at 0. */
+static inline uint64_t rl_backing_pgoff(const struct rl_region *r, uint64_t index)
+{
+	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
+}
 /* Frees a region whose backing was released (range.c). */
 void rl_region_free(struct rl_region *r);
 

@@ -57,12 +57,6 @@ void rl_account_resident(struct rl_pager *p, struct rl_client *cl, int64_t delta
 	}
 }
 
-static void pte_unbusy(struct rl_pager *p, struct rl_pte *pte)
-{
-	pte->flags &= ~RL_PTE_BUSY;
-	pthread_cond_broadcast(&p->page_wait);
-}
-
 int rl_region_punch(struct rl_region *r, uint64_t index)
 {
 	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -84,11 +78,6 @@ static void drop_frame(struct rl_pager *p, struct rl_region *r, struct rl_pte *p
 	r->nr_resident--;
 	r->mapping.nrpages--;
 	rl_account_resident(p, r->client, -1);
-}
-
-static uint64_t backing_pgoff(const struct rl_region *r, uint64_t index)
-{
-	return r->kind == RL_REGION_FILE ? r->file_pgoff + index : index;
 }
 
 static struct rl_page *pte_page(struct rl_pager *p, const struct rl_pte *pte)
@@ -164,7 +153,7 @@ static struct rl_region *grab_batch(struct rl_pager *p, struct rl_client *cl,
 	return r;
 fail:
 	for (size_t k = 0; k < g->n; k++)
-		pte_unbusy(p, rl_pte_lookup(r, g->idx[k], false));
+		rl_pte_unbusy(p, rl_pte_lookup(r, g->idx[k], false));
 	g->n = 0;
 	return NULL;
 }
@@ -262,7 +251,7 @@ int64_t rl_region_sync(struct rl_pager *p, struct rl_client *cl, uint32_t id,
 				err = err ? err : g->err[k];
 			else
 				done++;
-			pte_unbusy(p, grabbed_pte(r, g, k));
+			rl_pte_unbusy(p, grabbed_pte(r, g, k));
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -320,7 +309,7 @@ static void discard_batch(struct rl_pager *p, struct rl_region *r, struct grab *
 			}
 			RL_COUNT(p, r->client, discards, 1);
 		}
-		pte_unbusy(p, pte);
+		rl_pte_unbusy(p, pte);
 	}
 }
 
@@ -404,7 +393,7 @@ int64_t rl_region_snapshot(struct rl_pager *p, struct rl_client *cl, uint32_t id
 			const void *src = r->map + (i << RL_PAGE_SHIFT);
 
 			if (!(g->flags[k] & RL_PTE_RESIDENT)) {
-				err = r->be->ops->readpage(r->backing, backing_pgoff(r, i), io_buf);
+				err = r->be->ops->readpage(r->backing, rl_backing_pgoff(r, i), io_buf);
 				src = io_buf;
 				bytes += RL_PAGE_SIZE;
 				/* a child must not start from a corrupt page either */
@@ -423,7 +412,7 @@ int64_t rl_region_snapshot(struct rl_pager *p, struct rl_client *cl, uint32_t id
 		RL_COUNT(p, cl, bytes_read, bytes);
 		RL_COUNT(p, cl, verify_failed, bad);
 		for (size_t k = 0; k < g->n; k++)
-			pte_unbusy(p, grabbed_pte(r, g, k));
+			rl_pte_unbusy(p, grabbed_pte(r, g, k));
 	}
 	pthread_mutex_unlock(&p->lock);
 	free(g);

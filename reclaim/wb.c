@@ -43,7 +43,36 @@ struct rl_wb {
 	bool stop;
 };
 
-/* Completion of one request; lock held, dropped around the IO and iput. */
+void rl_end_writeback_run(struct rl_pgdat *pgdat, struct rl_mapping *m,
+			  struct rl_page *const *pages, uint32_t n, int err, bool pin, int ctx)
+{
+	for (uint32_t i = 0; i < n; i++)
+		rl_end_page_writeback(pgdat, page_to_pfn(pgdat, pages[i]), err);
+	if (err) {
+		pgdat->vm.wb_errors++;
+		pgdat->last_wb_error = err;
+	}
+	if (pin) {
+		/* After the pages are completed: the iput may be the last
+		 * reference and tear the mapping down. For a write reclaim
+		 * asked for it is reclaim's iput, wherever it runs (here or,
+		 * for writepages from kswapd, on an engine worker): the lock
+		 * checker must see it in reclaim context. */
+		bool for_reclaim = ctx == RL_CTX_DIRECT || ctx == RL_CTX_KSWAPD;
+
+		m->pins--;
+		pthread_mutex_unlock(pgdat->lock);
+		if (for_reclaim)
+			rl_lockdep_enter(RL_CTX_RECLAIM);
+		m->ops->iput(m);
+		if (for_reclaim)
+			rl_lockdep_leave(RL_CTX_RECLAIM);
+		pthread_mutex_lock(pgdat->lock);
+	}
+	pthread_cond_broadcast(pgdat->wait);
+}
+
+/* One request; lock held, dropped around the IO and iput. */
 static void run_request(struct rl_pgdat *pgdat, struct rl_wb_req *r)
 {
 	int err;
@@ -52,33 +81,10 @@ static void run_request(struct rl_pgdat *pgdat, struct rl_wb_req *r)
 	err = r->m->ops->writepages(r->m, r->first, r->n, (struct rl_page *const *)r->pages,
 				    r->batch);
 	pthread_mutex_lock(pgdat->lock);
-	for (uint32_t i = 0; i < r->n; i++)
-		rl_end_page_writeback(pgdat, page_to_pfn(pgdat, r->pages[i]), err);
-	if (err) {
-		pgdat->vm.wb_errors++;
-		pgdat->last_wb_error = err;
-	}
-	if (r->pin) {
-		/* After the pages are completed: the iput may be the last
-		 * reference and tear the mapping down. For a write reclaim
-		 * asked for, it is reclaim's iput run here (writepages from
-		 * kswapd): the lock checker must see it in reclaim context,
-		 * as it would if kswapd had waited for the IO itself. */
-		bool for_reclaim = r->ctx == RL_CTX_DIRECT || r->ctx == RL_CTX_KSWAPD;
-
-		r->m->pins--;
-		pthread_mutex_unlock(pgdat->lock);
-		if (for_reclaim)
-			rl_lockdep_enter(RL_CTX_RECLAIM);
-		r->m->ops->iput(r->m);
-		if (for_reclaim)
-			rl_lockdep_leave(RL_CTX_RECLAIM);
-		pthread_mutex_lock(pgdat->lock);
-	}
+	rl_end_writeback_run(pgdat, r->m, r->pages, r->n, err, r->pin, r->ctx);
 	if (r->owned)
 		free(r->pages);
 	r->pages = NULL;
-	pthread_cond_broadcast(pgdat->wait);
 }
 
 static void *wb_worker(void *arg)

@@ -34,6 +34,16 @@ void rl_wb_stop(struct rl_pgdat *pgdat);
 int rl_wb_queue(struct rl_pgdat *pgdat, struct rl_mapping *m, uint64_t first, uint32_t n,
 		struct rl_page *const *pages, bool batch, bool pin, int ctx);
 
+/*
+ * The completion of one written run, the same whether the writer waited
+ * for it or an engine worker did (lock held, dropped around iput): every
+ * page's end_page_writeback (err redirties), the error counted, the pin
+ * dropped with an iput that the lock checker sees in reclaim context when
+ * reclaim (direct or kswapd) asked for the write, and waiters woken.
+ */
+void rl_end_writeback_run(struct rl_pgdat *pgdat, struct rl_mapping *m,
+			  struct rl_page *const *pages, uint32_t n, int err, bool pin, int ctx);
+
 /* Requests queued or in flight (lock held). */
 unsigned rl_wb_inflight(const struct rl_pgdat *pgdat);
 

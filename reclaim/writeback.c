@@ -100,19 +100,7 @@ static int write_run(struct rl_pgdat *pgdat, struct rl_mapping *m, uint64_t firs
 	err = ops->writepages(m, first, n, (struct rl_page *const *)pages, wb_batch(pgdat));
 	pthread_mutex_lock(pgdat->lock);
 complete:
-	for (uint32_t i = 0; i < n; i++)
-		rl_end_page_writeback(pgdat, page_to_pfn(pgdat, pages[i]), err);
-	if (err) {
-		pgdat->vm.wb_errors++;
-		pgdat->last_wb_error = err;
-	}
-	if (pin) {
-		m->pins--;
-		pthread_mutex_unlock(pgdat->lock);
-		ops->iput(m);
-		pthread_mutex_lock(pgdat->lock);
-	}
-	pthread_cond_broadcast(pgdat->wait);
+	rl_end_writeback_run(pgdat, m, pages, n, err, pin, (int)ctx);
 	return err;
 }
 

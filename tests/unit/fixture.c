@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/blkdev.h"
@@ -285,4 +287,30 @@ struct dfs_mount *fixture_remount(struct dfs_mount *mp)
 		fail_msg("remount of %s: %s", path, strerror(-error));
 	free(path);
 	return nmp;
+}
+
+static uint64_t fixture_rng_state;
+
+uint64_t fixture_rnd(void)
+{
+	/* xorshift64* */
+	fixture_rng_state ^= fixture_rng_state >> 12;
+	fixture_rng_state ^= fixture_rng_state << 25;
+	fixture_rng_state ^= fixture_rng_state >> 27;
+	return fixture_rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+void fixture_seed_rng(const char *what)
+{
+	const char *env = getenv("RL_TEST_SEED");
+	uint64_t seed;
+
+	if (env)
+		seed = strtoull(env, NULL, 0);
+	else if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL);
+	if (seed == 0)
+		seed = 1;
+	fixture_rng_state = seed;
+	print_message("%s: RL_TEST_SEED=%" PRIu64 "\n", what, seed);
 }

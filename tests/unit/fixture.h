@@ -59,4 +59,10 @@ struct dfs_mount *fixture_remount(struct dfs_mount *mp);
 /* Path of the image behind mp (its m_fsname). */
 const char *fixture_image_path(const struct dfs_mount *mp);
 
+/* A reproducible xorshift64* stream for randomized tests: seeded from
+ * $RL_TEST_SEED if set, else at random; the seed is printed with `what`
+ * so that a failing run can be replayed. Single-threaded use. */
+void fixture_seed_rng(const char *what);
+uint64_t fixture_rnd(void);
+
 #endif

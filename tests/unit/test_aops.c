@@ -46,35 +46,9 @@
 #define REGION_PAGES	96
 #define MAX_BATCH	8
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
 static uint64_t rnd_below(uint64_t n)
 {
-	return rnd() % n;
-}
-
-static void seed_rng(const char *what)
-{
-	const char *env = getenv("RL_TEST_SEED");
-	uint64_t seed;
-
-	if (env)
-		seed = strtoull(env, NULL, 0);
-	else if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)time(NULL);
-	if (seed == 0)
-		seed = 1;
-	rng_state = seed;
-	print_message("%s: RL_TEST_SEED=%" PRIu64 "\n", what, seed);
+	return fixture_rnd() % n;
 }
 
 /* The content of a page written with seed s (s != 0). */
@@ -124,7 +98,7 @@ static uint64_t next_seed(void)
 	uint64_t s;
 
 	do
-		s = rnd();
+		s = fixture_rnd();
 	while (s == 0);
 	return s;
 }
@@ -283,7 +257,7 @@ static void deepfs_model(uint32_t blocksize, int steps)
 	int k;
 
 	snprintf(what, sizeof(what), "deepfs bs %u", blocksize);
-	seed_rng(what);
+	fixture_seed_rng(what);
 	/* a small page cache, so that deepfs's own reclaim runs too */
 	dfs_env_up(&e, 64ull << 20, blocksize, 32 * PG);
 	be.mp = e.mp;
@@ -379,7 +353,7 @@ static void test_file_model(void **state)
 	char *dir = fixture_tmpdir();
 	int fds0;
 
-	seed_rng("file");
+	fixture_seed_rng("file");
 	be.dir = dir;
 	/* this thread's io_uring holds an fd of its own from its first write */
 	assert_int_equal(rl_file_aops.open_anon(&be, 8, &b), 0);
@@ -722,7 +696,7 @@ static void concurrent(struct rl_backend *be, const char *what)
 	int t;
 	uint64_t i;
 
-	seed_rng(what);
+	fixture_seed_rng(what);
 	assert_int_equal(be->ops->open_anon(be, CONC_PAGES, &b), 0);
 	for (t = 0; t < CONC_THREADS; t++) {
 		args[t] = (struct conc_arg){ .b = b, .ops = be->ops, .t = t, .seed = next_seed(),

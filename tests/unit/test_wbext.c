@@ -58,31 +58,6 @@
 
 #define PG	DFS_PAGE_SIZE
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static void seed_rng(const char *what)
-{
-	const char *env = getenv("RL_TEST_SEED");
-	uint64_t seed;
-
-	if (env)
-		seed = strtoull(env, NULL, 0);
-	else if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)time(NULL);
-	if (seed == 0)
-		seed = 1;
-	rng_state = seed;
-	print_message("%s: RL_TEST_SEED=%" PRIu64 "\n", what, seed);
-}
-
 /* The content of a page written with seed s. */
 static void fill_page(void *page, uint64_t s)
 {
@@ -786,7 +761,7 @@ static void test_concurrent(void **state)
 	uint64_t f1, f2;
 	int t;
 
-	seed_rng("concurrent");
+	fixture_seed_rng("concurrent");
 	env_up(&e, 64ull << 20, 4096);
 	f1 = mkfile(e.mp, "one", span * PG);
 	f2 = mkfile(e.mp, "two", span * PG);
@@ -794,7 +769,7 @@ static void test_concurrent(void **state)
 	 * the two halves of another; the meddler on the last page of the
 	 * first, which no writer touches */
 	for (t = 0; t < 4; t++) {
-		w[t] = (struct writer){ .mp = e.mp, .seed = rnd() | 1 };
+		w[t] = (struct writer){ .mp = e.mp, .seed = fixture_rnd() | 1 };
 		if (t < 2) {
 			w[t].ino = f1;
 			w[t].first = (uint64_t)t * CONC_CHUNK;
@@ -841,12 +816,12 @@ static void test_truncate_races(void **state)
 	uint64_t f1, f2, i;
 	struct pages p;
 
-	seed_rng("truncate");
+	fixture_seed_rng("truncate");
 	env_up(&e, 64ull << 20, 4096);
 	f1 = mkfile(e.mp, "victim", CONC_CHUNKS * CONC_CHUNK * PG);
 	f2 = mkfile(e.mp, "bystander", 0);
 	w = (struct writer){ .mp = e.mp, .ino = f1, .first = 0, .stride = CONC_CHUNK,
-			     .seed = rnd() | 1 };
+			     .seed = fixture_rnd() | 1 };
 	assert_int_equal(pthread_create(&th, NULL, writer_thread, &w), 0);
 	for (i = 0; i < 20; i++) {
 		/* shrink to nothing and back: what the writer wrote before
