@@ -360,6 +360,8 @@ void shim_init(void)
 __attribute__((constructor)) static void shim_ctor(void)
 {
 	shim_init();
-	if (shim.mode == SHIM_PAGED)
+	if (shim.mode == SHIM_PAGED) {
 		shim_watchdog_start();
+		shim_segv_install();
+	}
 }

@@ -13,6 +13,8 @@
  *                 carved from the anon region (shim_arena.c), MAP_SHARED
  *                 maps of files on the deepfs mount as FILE regions
  *   shim_watchdog.c  a thread that stops the program when the daemon dies
+ *   shim_segv.c   SIGSEGV: maps a fork child's snapshots at its first touch;
+ *                 any other crash is reported, never silent
  *   shim_fork.c   fork(): the child gets private snapshots and leaves the pager
  *
  * Environment (set by `reclaimlab run`): RECLAIMLAB_SOCK (daemon socket,
@@ -123,5 +125,16 @@ void shim_mmap_detach(void);
 
 /* shim_watchdog.c: starts the thread (from the constructor, after init). */
 void shim_watchdog_start(void);
+/* shim_segv.c: a SIGSEGV/SIGBUS handler that says where (unless the
+ * program starts with one of its own). */
+void shim_segv_install(void);
+/* Around the real fork (fork_lock held), in the parent and in the child:
+ * our handler in place and the two signals unblocked, then the program's
+ * actions and mask back. */
+void shim_segv_fork_begin(void);
+void shim_segv_fork_end(void);
+/* shim_fork.c, from the handler: true if this is a fork child that touched
+ * a region before its snapshots were mapped, and now they are. */
+bool shim_fork_child_fault(uint64_t addr);
 
 #endif

@@ -16,7 +16,10 @@
  *
  * The child side runs in a pthread_atfork child handler, registered at
  * load, so that it comes before handlers registered later and before fork
- * returns. The prepare handler also snapshots for forks that bypass this
+ * returns; or earlier, from the SIGSEGV handler (shim_segv.c), when glibc's
+ * own fork-child code touches the heap first (its NSS state, other threads'
+ * thread-specific data: a process that ever had two threads, as every
+ * client has). The prepare handler also snapshots for forks that bypass this
  * wrapper (glibc-internal ones such as daemon(3)); there a failure can
  * only stop the program, while the wrapper can fail fork with ENOMEM.
  *
@@ -35,7 +38,6 @@
  *   uses glibc's exported _IO_list_all/_IO_list_lock; a FILE list whose
  *   heap entries are not all at the head is left alone (and the child
  *   would crash: never seen, since fopen only prepends).
- * - atfork handlers beyond glibc's 48 built-in slots live in the heap too.
  * - _Fork() and raw clone() run no handlers: such a child has no regions
  *   and gets SIGSEGV on its first heap access (never shared or zero pages).
  * - A FILE region reaches the child as the file itself: after the fork,
@@ -66,6 +68,8 @@ static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct snap snaps[SHIM_MAX_REGIONS];
 static int nsnaps;
 static bool armed;			/* snaps[] are ready for a child */
+static pid_t armed_by;			/* the parent that armed them */
+static bool detached;			/* this child mapped them; FILEs not yet restored */
 static __thread bool in_wrapper;	/* this thread's fork() came through us */
 static __thread bool prepared;		/* this thread's prepare handler armed */
 static FILE *files_head;		/* the real head of glibc's FILE list */
@@ -165,10 +169,12 @@ static int take_snapshots(void)
 	}
 	pthread_mutex_unlock(&shim.regions_lock);
 	shim_in_alloc--;
-	if (rc < 0)
+	if (rc < 0) {
 		release_snapshots();
-	else
+	} else {
 		armed = true;
+		armed_by = getpid();
+	}
 	return rc;
 }
 
@@ -203,6 +209,7 @@ static void detach_child(void)
 	}
 	nsnaps = 0;
 	armed = false;
+	detached = true;
 	for (int i = 0; i < SHIM_MAX_REGIONS; i++) {
 		struct shim_region *r = &shim.regions[i];
 		if (!r->used)
@@ -229,6 +236,23 @@ static void detach_child(void)
 	shim_mmap_detach();
 }
 
+/* A signal handler's view: getpid() is a system call, and in the child
+ * armed is still set (detach_child clears it). */
+bool shim_fork_child_fault(uint64_t addr)
+{
+	if (!armed || getpid() == armed_by)
+		return false;
+	for (int i = 0; i < nsnaps; i++) {
+		const struct shim_region *r = &shim.regions[snaps[i].slot];
+
+		if (r->used && addr >= r->start && addr - r->start < r->len) {
+			detach_child();
+			return true;
+		}
+	}
+	return false;
+}
+
 static void atfork_prepare(void)
 {
 	if (in_wrapper || __atomic_load_n(&shim.mode, __ATOMIC_ACQUIRE) != SHIM_PAGED)
@@ -240,6 +264,7 @@ static void atfork_prepare(void)
 		shim_die("fork (from inside the C library) cannot copy the pager regions "
 			 "for the child: %s; stopping", strerrordesc_np(-rc));
 	prepared = true;
+	shim_segv_fork_begin();
 }
 
 static void atfork_parent(void)
@@ -247,6 +272,7 @@ static void atfork_parent(void)
 	if (in_wrapper || !prepared)
 		return;
 	prepared = false;
+	shim_segv_fork_end();
 	files_restore_parent();
 	release_snapshots();
 	pthread_mutex_unlock(&fork_lock);
@@ -254,10 +280,15 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	prepared = false;
-	if (armed) {
+	if (armed)
 		detach_child();
+	if (detached) {
+		detached = false;
 		files_restore_child();
+	}
+	if (prepared) {
+		prepared = false;
+		shim_segv_fork_end();
 	}
 }
 
@@ -303,11 +334,13 @@ pid_t fork(void)
 		return -1;
 	}
 	in_wrapper = true;
+	shim_segv_fork_begin();
 	pid_t pid = f();
+	int e = errno;
+	shim_segv_fork_end();
 	in_wrapper = false;
 	if (pid == 0)
-		return 0;	/* atfork_child has detached us */
-	int e = errno;
+		return 0;	/* detached by atfork_child or the SIGSEGV handler */
 	files_restore_parent();
 	release_snapshots();
 	pthread_mutex_unlock(&fork_lock);

@@ -10,10 +10,15 @@
  * exits. The parent then checks that its own copy is unchanged, twice, so
  * its pages are read back from the backing store after the fork.
  *
+ * Both look the user up first: glibc keeps its NSS state in the heap and
+ * restores it in every fork child of a process that ever had two threads,
+ * before any atfork handler runs (bash without HOME does the same).
+ *
  * The output (no addresses, no pids) is the same natively and under the
  * pager. Exits 1 with a message on any wrong byte.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,9 +62,19 @@ static int wait_ok(pid_t pid, const char *who)
 	return 0;
 }
 
+/* getpwuid: NSS loads its configuration into the heap. */
+static void who(const char *what)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	printf("%s: user %s\n", what, pw ? pw->pw_name : "(none)");
+}
+
 static _Noreturn void child(unsigned char *a, size_t len)
 {
 	uint64_t sum = 0;
+
+	who("child");
 
 	verify("child, parent's data", a, len, SEED_PARENT, &sum);
 	printf("child: %zu MiB inherited intact, checksum %016llx\n", len >> 20, (unsigned long long)sum);
@@ -114,6 +129,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "forker: malloc of %lu MiB failed\n", mib);
 		return 1;
 	}
+	who("parent");
 	pat_fill(a, len, SEED_PARENT);
 	printf("parent: filled %lu MiB\n", mib);
 	fflush(stdout);
