@@ -27,6 +27,10 @@ struct rl_bench_args {
 	uint64_t image_size;		/* pager: passed to `run --image-size` */
 	bool pin;			/* pager: --cpu given */
 	uint32_t cpu;			/* pager: pin every case to this CPU */
+	uint64_t mem;			/* reclaim: the budget */
+	const char *workloads;		/* reclaim: comma-separated; NULL: all */
+	const char *policies;		/* reclaim */
+	const char *modes;		/* reclaim */
 };
 
 /*
@@ -39,9 +43,15 @@ int rl_bench_run(char *const argv[], const char *out_path, bool quiet);
  * after): up to len - 1 bytes of it in out, trailing newlines dropped. */
 int rl_bench_capture(char *const argv[], const char *tmp_path, char *out, size_t len);
 
+/* name next to the executable self (build tree and install), else in PATH:
+ * true with its path in out. */
+bool rl_bench_find_program(const char *self, const char *name, char *out, size_t len);
+
 /* bench fs: deepfs through FUSE against kernel XFS (bench_fs.c) */
 int rl_bench_fs(const struct rl_bench_args *a);
 /* bench pager: fault service latency against a minimal handler (bench_pager.c) */
 int rl_bench_pager(const struct rl_bench_args *a);
+/* bench reclaim: issue 5's policy matrix with fio and kernel rows (bench_reclaim.c) */
+int rl_bench_reclaim(const struct rl_bench_args *a);
 
 #endif

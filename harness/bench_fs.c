@@ -117,6 +117,31 @@ int rl_bench_capture(char *const argv[], const char *tmp_path, char *out, size_t
 	return status;
 }
 
+static bool executable_at(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+bool rl_bench_find_program(const char *self, const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH"), *slash = strrchr(self, '/');
+
+	if (slash && snprintf(out, len, "%.*s/%s", (int)(slash - self), self, name) < (int)len &&
+	    executable_at(out))
+		return true;
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+
+		if (n && snprintf(out, len, "%.*s/%s", (int)n, path, name) < (int)len &&
+		    executable_at(out))
+			return true;
+		path += n + (path[n] == ':');
+	}
+	return false;
+}
+
 static int run_capture(char *const argv[], char *out, size_t len)
 {
 	char path[PATH_MAX];

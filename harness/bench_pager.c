@@ -120,35 +120,10 @@ static void on_signal(int sig)
 
 /* ---- finding the pieces ---- */
 
-static bool executable_at(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
-
 /* rl-pager-touch next to this executable (build tree and install), else in PATH. */
 static bool find_touch(struct bench *b)
 {
-	const char *path = getenv("PATH");
-	char *slash;
-
-	strcpy(b->touch, b->self);
-	slash = strrchr(b->touch, '/');
-	if (slash && (size_t)(slash - b->touch) + sizeof(TOUCH_PROGRAM) + 1 < sizeof(b->touch)) {
-		strcpy(slash + 1, TOUCH_PROGRAM);
-		if (executable_at(b->touch))
-			return true;
-	}
-	while (path && *path) {
-		size_t n = strcspn(path, ":");
-
-		if (n && snprintf(b->touch, sizeof(b->touch), "%.*s/%s", (int)n, path,
-				  TOUCH_PROGRAM) < (int)sizeof(b->touch) && executable_at(b->touch))
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
+	return rl_bench_find_program(b->self, TOUCH_PROGRAM, b->touch, sizeof(b->touch));
 }
 
 /* The floor and the pager both need a full userfaultfd; say what to do once. */

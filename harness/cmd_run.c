@@ -52,8 +52,8 @@
 
 enum {
 	OPT_MEM, OPT_JSON, OPT_SOCKET, OPT_IMAGE, OPT_IMAGE_SIZE, OPT_POLICY, OPT_WB,
-	OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_BACKEND,
-	OPT_VERIFY, OPT_KEEP,
+	OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_DIRTY_EXPIRE, OPT_BACKEND,
+	OPT_VERIFY, OPT_IOLOG, OPT_KEEP,
 };
 
 static const struct rl_opt run_opts[] = {
@@ -75,11 +75,14 @@ static const struct rl_opt run_opts[] = {
 	[OPT_WB] = { "wb", 0, "MODE", RL_WB_HELP },
 	[OPT_DIRTY_RATIO] = { "dirty-ratio", 0, "PCT", RL_DIRTY_RATIO_HELP },
 	[OPT_DIRTY_BG] = { "dirty-background-ratio", 0, "PCT", RL_DIRTY_BG_HELP },
+	[OPT_DIRTY_EXPIRE] = { "dirty-expire", 0, "MS", RL_DIRTY_EXPIRE_HELP },
 	[OPT_BACKEND] = { "backend", 0, "KIND",
 			  "where evicted pages go: deepfs (the default) or file (host files "
 			  "in the temporary directory)" },
 	[OPT_VERIFY] = { "verify", 0, NULL,
 			 "checksum every page written back and check it when read in" },
+	[OPT_IOLOG] = { "iolog", 0, "FILE",
+			RL_IOLOG_HELP ", which is before run returns; not with --backend file" },
 	[OPT_KEEP] = { "keep", 0, NULL,
 		       "keep the private daemon's temporary directory and image, and say "
 		       "where it is" },
@@ -92,6 +95,8 @@ struct run_args {
 	enum rl_policy policy;
 	enum rl_wb_mode wb;
 	unsigned dirty_ratio, dirty_bg;		/* 0 = the daemon's default */
+	unsigned dirty_expire;			/* ms, 0 = the daemon's default */
+	char *iolog;				/* absolute (the daemon's cwd is not ours to assume) */
 	enum rl_backend_kind backend;
 	bool verify, keep;
 	bool private_opts;	/* an option that configures a private daemon was given */
@@ -173,12 +178,24 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 			if (!rl_parse_ratio(&p, "--dirty-background-ratio", &ra->dirty_bg))
 				return RL_EXIT_USAGE;
 			break;
+		case OPT_DIRTY_EXPIRE:
+			if (!rl_parse_dirty_expire(&p, &ra->dirty_expire))
+				return RL_EXIT_USAGE;
+			break;
 		case OPT_BACKEND:
 			if (!rl_parse_backend(cmd, p.optarg, &ra->backend))
 				return RL_EXIT_USAGE;
 			break;
 		case OPT_VERIFY:
 			ra->verify = true;
+			break;
+		case OPT_IOLOG:
+			free(ra->iolog);
+			ra->iolog = rl_absolute_path(p.optarg);
+			if (!ra->iolog) {
+				fail("--iolog %s: %s", p.optarg, strerror(errno));
+				return RUN_EXIT_FAILED;
+			}
 			break;
 		case OPT_KEEP:
 			ra->keep = true;
@@ -194,9 +211,9 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 		return RL_EXIT_USAGE;
 	}
 	if (ra->socket && ra->private_opts) {
-		rl_usage_error(cmd, "--mem, --image, --image-size, --policy, --backend and "
-			       "--verify configure a private daemon; with --socket, the "
-			       "daemon's own settings apply");
+		rl_usage_error(cmd, "--mem, --image, --image-size, --policy, --wb, --dirty-*, "
+			       "--backend, --verify and --iolog configure a private daemon; "
+			       "with --socket, the daemon's own settings apply");
 		return RL_EXIT_USAGE;
 	}
 	if (ra->socket && ra->keep) {
@@ -208,6 +225,8 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 		rl_usage_error(cmd, "--image-size is for a new image; --image is used as it is");
 		return RL_EXIT_USAGE;
 	}
+	if (!rl_check_iolog(cmd, ra->iolog, ra->backend))
+		return RL_EXIT_USAGE;
 	ra->prog_argv = &argv[prog];
 	return RL_EXIT_OK;
 }
@@ -597,7 +616,7 @@ static int wait_ready(struct daemon *d, int fd)
 static void exec_daemon(const struct run_args *ra, const struct daemon *d, int ready_fd,
 			pid_t parent)
 {
-	char mem[32], fd[16], ratio[16], bg[16];
+	char mem[32], fd[16], ratio[16], bg[16], expire[16];
 	const char *argv[40];
 	int a = 0, null;
 
@@ -638,6 +657,11 @@ static void exec_daemon(const struct run_args *ra, const struct daemon *d, int r
 		argv[a++] = "--dirty-background-ratio";
 		argv[a++] = bg;
 	}
+	if (ra->dirty_expire) {
+		snprintf(expire, sizeof(expire), "%u", ra->dirty_expire);
+		argv[a++] = "--dirty-expire";
+		argv[a++] = expire;
+	}
 	argv[a++] = "--backend";
 	argv[a++] = rl_backend_name_of(ra->backend);
 	if (ra->backend == RL_BACKEND_FILE) {
@@ -646,6 +670,10 @@ static void exec_daemon(const struct run_args *ra, const struct daemon *d, int r
 	}
 	if (ra->verify)
 		argv[a++] = "--verify";
+	if (ra->iolog) {
+		argv[a++] = "--iolog";
+		argv[a++] = ra->iolog;
+	}
 	argv[a++] = "--ready-fd";
 	argv[a++] = fd;
 	argv[a++] = "--quiet";
@@ -928,10 +956,10 @@ static int run_run(const struct rl_cmd *cmd, int argc, char **argv)
 	double wall = 0;
 
 	status = parse_args(cmd, argc, argv, &ra);
-	if (status < 0)		/* --help */
-		return RL_EXIT_OK;
-	if (status)
-		return status;
+	if (status) {
+		free(ra.iolog);
+		return status < 0 ? RL_EXIT_OK : status;	/* < 0: --help */
+	}
 	status = find_program(ra.prog_argv[0], &path);
 	if (!status)
 		status = check_userfaultfd();
@@ -996,6 +1024,7 @@ out:
 			unlink(ra.json);
 	}
 	free(path);
+	free(ra.iolog);
 	return status;
 }
 

@@ -23,8 +23,9 @@
 #include "pager/pager.h"
 
 enum {
-	OPT_MEM, OPT_POLICY, OPT_WB, OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_BACKEND, OPT_BACKING_DIR, OPT_VERIFY, OPT_SOCKET,
-	OPT_MOUNTPOINT, OPT_WORKERS, OPT_READY_FD, OPT_QUIET,
+	OPT_MEM, OPT_POLICY, OPT_WB, OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_DIRTY_EXPIRE, OPT_BACKEND,
+	OPT_BACKING_DIR, OPT_VERIFY, OPT_IOLOG, OPT_SOCKET, OPT_MOUNTPOINT, OPT_WORKERS,
+	OPT_READY_FD, OPT_QUIET,
 };
 
 static const struct rl_opt serve_opts[] = {
@@ -35,6 +36,7 @@ static const struct rl_opt serve_opts[] = {
 	[OPT_WB] = { "wb", 0, "MODE", RL_WB_HELP },
 	[OPT_DIRTY_RATIO] = { "dirty-ratio", 0, "PCT", RL_DIRTY_RATIO_HELP },
 	[OPT_DIRTY_BG] = { "dirty-background-ratio", 0, "PCT", RL_DIRTY_BG_HELP },
+	[OPT_DIRTY_EXPIRE] = { "dirty-expire", 0, "MS", RL_DIRTY_EXPIRE_HELP },
 	[OPT_BACKEND] = { "backend", 0, "KIND",
 			  "where evicted anonymous pages go: deepfs (an unlinked file in IMAGE, "
 			  "the default) or file (unlinked files on the host)" },
@@ -43,6 +45,8 @@ static const struct rl_opt serve_opts[] = {
 			      "else /var/tmp)" },
 	[OPT_VERIFY] = { "verify", 0, NULL,
 			 "checksum every page written back and check it when read in" },
+	[OPT_IOLOG] = { "iolog", 0, "FILE",
+			RL_IOLOG_HELP ", i.e. once stopped; not with --backend file" },
 	[OPT_SOCKET] = { "socket", 0, "PATH",
 			 "listen on PATH (default: pager.sock in the runtime directory)" },
 	[OPT_MOUNTPOINT] = { "mountpoint", 0, "DIR",
@@ -62,12 +66,12 @@ static const struct rl_opt serve_opts[] = {
 #define SERVE_DEFAULT_MEM (64ull << 20)
 
 struct serve_args {
-	const char *image, *socket, *mountpoint, *backing_dir;
+	const char *image, *socket, *mountpoint, *backing_dir, *iolog;
 	struct rl_pager_config cfg;
 	int ready_fd;
 	int lock_fd;		/* the image's flock */
 	char socket_buf[PATH_MAX], mnt_buf[PATH_MAX];
-	char *image_abs, *mnt_abs;
+	char *image_abs, *mnt_abs, *iolog_abs;
 };
 
 static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct serve_args *sa)
@@ -106,6 +110,10 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 					    &sa->cfg.reclaim.dirty_background_ratio))
 				return RL_EXIT_USAGE;
 			break;
+		case OPT_DIRTY_EXPIRE:
+			if (!rl_parse_dirty_expire(&p, &sa->cfg.reclaim.dirty_expire_ms))
+				return RL_EXIT_USAGE;
+			break;
 		case OPT_BACKEND:
 			if (!rl_parse_backend(cmd, p.optarg, &sa->cfg.backend))
 				return RL_EXIT_USAGE;
@@ -115,6 +123,9 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 			break;
 		case OPT_VERIFY:
 			sa->cfg.verify = true;
+			break;
+		case OPT_IOLOG:
+			sa->iolog = p.optarg;
 			break;
 		case OPT_SOCKET:
 			sa->socket = p.optarg;
@@ -154,6 +165,8 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 		rl_usage_error(cmd, "--backing-dir is for --backend file");
 		return RL_EXIT_USAGE;
 	}
+	if (!rl_check_iolog(cmd, sa->iolog, sa->cfg.backend))
+		return RL_EXIT_USAGE;
 	sa->image = argv[p.optind];
 	return RL_EXIT_OK;
 }
@@ -220,6 +233,14 @@ static int resolve_paths(struct serve_args *sa)
 		fprintf(stderr, "%s serve: mountpoint %s is not a directory\n", rl_program,
 			sa->mountpoint);
 		return RL_EXIT_PROBLEM;
+	}
+	if (sa->iolog) {
+		sa->iolog_abs = rl_absolute_path(sa->iolog);
+		if (!sa->iolog_abs) {
+			fprintf(stderr, "%s serve: --iolog %s: %s\n", rl_program, sa->iolog,
+				strerror(errno));
+			return RL_EXIT_PROBLEM;
+		}
 	}
 	if (mount_dev(sa->mnt_abs, &(uint64_t){ 0 }) == 0) {
 		/* mounting over it would hide another daemon's files from its programs */
@@ -320,7 +341,9 @@ static void inval_fuse_cache(void *arg, uint64_t ino, uint64_t off, uint64_t len
 
 static int serve(struct serve_args *sa)
 {
-	struct dfs_mount_opts dmo = { .pagecache_bytes = SERVE_PAGECACHE };
+	/* the IO log is saved by dfs_unmount, i.e. after the pager stopped */
+	struct dfs_mount_opts dmo = { .pagecache_bytes = SERVE_PAGECACHE,
+				      .iolog_path = sa->iolog_abs };
 	struct rl_fuse_config fc = { 0 };
 	struct dfs_mount *mp;
 	struct rl_fuse *f;
@@ -431,6 +454,7 @@ static int serve_run(const struct rl_cmd *cmd, int argc, char **argv)
 		close(sa.lock_fd);
 	free(sa.image_abs);
 	free(sa.mnt_abs);
+	free(sa.iolog_abs);
 	return status;
 }
 

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pager options that `serve` and `run` share (--mem, --policy, --wb,
- * --dirty-ratio, --dirty-background-ratio, --backend), checked the same way by both: a private daemon that `run`
+ * --dirty-ratio, --dirty-background-ratio, --dirty-expire, --backend,
+ * --iolog), checked the same way by both: a private daemon that `run`
  * starts must never be the first to reject what the user typed.
  */
 #ifndef RECLAIMLAB_PAGER_OPTS_H
 #define RECLAIMLAB_PAGER_OPTS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness/cli.h"
 #include "pager/pager.h"
@@ -51,7 +56,16 @@ static inline const char *rl_backend_name_of(enum rl_backend_kind kind)
 #define RL_DIRTY_RATIO_HELP \
 	"percent of the frames that may be dirty before writers are throttled (default 20)"
 #define RL_DIRTY_BG_HELP \
-	"percent of the frames dirty at which the flusher starts writing (default 10)"
+	"percent of the frames dirty at which the flusher starts writing (default 10; 100: " \
+	"no background writeback, the flusher writes only expired pages and what reclaim or " \
+	"a writer over --dirty-ratio asks for)"
+#define RL_DIRTY_EXPIRE_HELP \
+	"milliseconds after which a dirty page is old enough for the flusher to write it " \
+	"(default 3000; the kernel's dirty_expire_centisecs is 30 s)"
+/* --iolog; serve and run each say when the file is there */
+#define RL_IOLOG_HELP \
+	"record every IO of the deepfs image and write the log to FILE when the daemon " \
+	"unmounts it (one IO a line: submit_ns complete_ns R|W|F kind offset len error)"
 
 /* Defaults of both commands. */
 #define RL_DEFAULT_POLICY	RL_POLICY_NODIRECT
@@ -87,6 +101,54 @@ static inline bool rl_parse_ratio(struct rl_parser *p, const char *name, unsigne
 	}
 	*v = n;
 	return true;
+}
+
+/* --dirty-expire: 1 ms to an hour (0 would be the default, not "at once"). */
+#define RL_DIRTY_EXPIRE_MAX_MS	3600000u
+
+static inline bool rl_parse_dirty_expire(struct rl_parser *p, unsigned *ms)
+{
+	uint32_t n;
+
+	if (!rl_opt_u32(p, "--dirty-expire", &n))
+		return false;
+	if (n < 1 || n > RL_DIRTY_EXPIRE_MAX_MS) {
+		rl_usage_error(p->cmd, "--dirty-expire must be from 1 to %u milliseconds",
+			       RL_DIRTY_EXPIRE_MAX_MS);
+		return false;
+	}
+	*ms = n;
+	return true;
+}
+
+/*
+ * --iolog logs the IO of the daemon's deepfs image; with --backend file the
+ * evicted pages never reach it, so a log would hold none of the pager's IO.
+ */
+static inline bool rl_check_iolog(const struct rl_cmd *cmd, const char *iolog,
+				  enum rl_backend_kind backend)
+{
+	if (!iolog || backend != RL_BACKEND_FILE)
+		return true;
+	rl_usage_error(cmd, "--iolog logs the deepfs image's IO; with --backend file the "
+		       "evicted pages do not go there");
+	return false;
+}
+
+/* path made absolute against the cwd (malloc'd; NULL with errno): a file
+ * the daemon writes at unmount must not depend on where it runs. */
+static inline char *rl_absolute_path(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return abs;
 }
 
 static inline bool rl_check_mem(const struct rl_cmd *cmd, uint64_t bytes)

@@ -22,6 +22,7 @@
 
 #include "pager/fault.h"
 #include "pager/pager_int.h"
+#include "reclaim/writeback.h"
 
 #define KEY_STOP	UINT64_MAX	/* epoll key of stop_efd */
 #define KEY_LISTEN	(UINT64_MAX - 1)
@@ -363,6 +364,12 @@ int rl_pager_start(const struct rl_pager_config *cfg, struct rl_pager **pp)
 		goto fail_sync;
 	}
 	p->total.budget_pages = p->pgdat.nr_pages;
+	/* rl_pgdat_init takes the ratios as they are: the limits proper (a
+	 * background threshold below the hard one, or none for 100) are
+	 * rl_update_dirty_limits'. The flusher may already run. */
+	pthread_mutex_lock(&p->lock);
+	rl_update_dirty_limits(&p->pgdat);
+	pthread_mutex_unlock(&p->lock);
 
 	p->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->ctl_epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -8,6 +8,11 @@
  * pgdat->wait until the flusher's completions bring dirty + writeback to
  * the midpoint of the two thresholds (the kernel's "freerun" ceiling) or
  * the 200 ms the kernel allows per pause (MAX_PAUSE) pass.
+ *
+ * Unlike the kernel, a background ratio of 100 means no background
+ * writeback at all (bg_thresh = nr_pages): the flusher then writes only
+ * expired pages and what it is asked for, so that what reclaim writes is
+ * not hidden by the flusher cleaning ahead of it.
  */
 #include <time.h>
 
@@ -30,8 +35,11 @@ void rl_update_dirty_limits(struct rl_pgdat *pgdat)
 	bg = (uint64_t)pgdat->nr_pages * bg_ratio / 100;
 	if (thresh < 1)
 		thresh = 1;
-	/* domain_dirty_limits: background must stay below the hard limit. */
-	if (bg >= thresh)
+	/* domain_dirty_limits: background must stay below the hard limit;
+	 * except that 100 is "never", which nr_dirty cannot exceed. */
+	if (bg_ratio == 100)
+		bg = pgdat->nr_pages;
+	else if (bg >= thresh)
 		bg = thresh / 2;
 	pgdat->dirty_thresh = (uint32_t)thresh;
 	pgdat->bg_thresh = (uint32_t)bg;
@@ -57,6 +65,12 @@ void balance_dirty_pages(struct rl_pgdat *pgdat)
 		return;
 
 	freerun = ((uint64_t)pgdat->dirty_thresh + pgdat->bg_thresh) / 2;
+	if (pgdat->bg_thresh >= pgdat->dirty_thresh) {
+		/* No background writeback: nothing would clean for this writer
+		 * unless it asks, and its pause ends at the limit itself. */
+		freerun = pgdat->dirty_thresh;
+		wakeup_flusher_threads(pgdat, nr_reclaimable(pgdat) - freerun);
+	}
 	pgdat->vm.dirty_throttled++;
 	start = rl_now_ns();
 	clock_gettime(CLOCK_REALTIME, &deadline);

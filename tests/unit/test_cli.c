@@ -411,6 +411,18 @@ static void test_run_usage(void **state)
 	       RL_EXIT_USAGE, "--image-size is for a new image");
 	expect(CALL(err, "run", "--nope", "--", "true"), err, RL_EXIT_USAGE,
 	       "unknown option '--nope'");
+	expect(CALL(err, "run", "--dirty-expire", "0", "--", "true"), err, RL_EXIT_USAGE,
+	       "--dirty-expire must be from 1 to 3600000 milliseconds");
+	expect(CALL(err, "run", "--dirty-expire", "3600001", "--", "true"), err, RL_EXIT_USAGE,
+	       "--dirty-expire must be from 1 to 3600000 milliseconds");
+	expect(CALL(err, "run", "--dirty-expire", "soon", "--", "true"), err, RL_EXIT_USAGE,
+	       "--dirty-expire");
+	expect(CALL(err, "run", "--iolog", "io.log", "--backend", "file", "--", "true"), err,
+	       RL_EXIT_USAGE, "--iolog logs the deepfs image's IO");
+	expect(CALL(err, "run", "--iolog", "io.log", "--socket", "/nonexistent.sock", "true"),
+	       err, RL_EXIT_USAGE, "configure a private daemon");
+	expect(CALL(err, "run", "--dirty-expire", "100", "--socket", "/nonexistent.sock",
+		    "true"), err, RL_EXIT_USAGE, "configure a private daemon");
 }
 
 /* Program lookup comes before any daemon, with the shell's exit statuses. */
@@ -453,6 +465,10 @@ static void test_serve_usage(void **state)
 	expect(CALL(err, "serve", "--ready-fd", "1000", "x.img"), err, RL_EXIT_USAGE,
 	       "--ready-fd 1000 is not an open file descriptor");
 	expect(CALL(err, "serve", "a.img", "b.img"), err, RL_EXIT_USAGE, "unexpected argument");
+	expect(CALL(err, "serve", "--dirty-expire", "0", "x.img"), err, RL_EXIT_USAGE,
+	       "--dirty-expire must be from 1 to 3600000 milliseconds");
+	expect(CALL(err, "serve", "--iolog", "io.log", "--backend", "file", "x.img"), err,
+	       RL_EXIT_USAGE, "--iolog logs the deepfs image's IO");
 }
 
 static void make_tmpdir(char *dir)

@@ -994,6 +994,79 @@ static void test_balance_dirty_pages_threads(void **state)
 	fx_destroy(&f);
 }
 
+/*
+ * --dirty-background-ratio 100 is no background writeback: bg_thresh is the
+ * whole pool, so dirtying below the hard limit neither wakes the flusher nor
+ * gets a page written; over the limit, the writer asks the flusher for the
+ * excess itself. Any other background ratio at or above the limit is halved.
+ */
+static void test_dirty_background_100(void **state)
+{
+	struct fx f;
+	struct rl_reclaim_config cfg = {
+		.nr_pages = NPAGES, .policy = RL_POLICY_WRITEPAGE, .wb = RL_WB_BATCH,
+		.dirty_ratio = 30, .dirty_background_ratio = 100,
+		.dirty_expire_ms = 1000000, .threads = true,
+	};
+	struct timespec pause = { .tv_nsec = 100 * 1000000L };
+	uint64_t passes;
+
+	fx_init_cfg(&f, &cfg);
+	pthread_mutex_lock(&f.mk.lock);
+	rl_update_dirty_limits(f.pgdat);
+	assert_int_equal(f.pgdat->dirty_thresh, NPAGES * 30 / 100);
+	assert_int_equal(f.pgdat->bg_thresh, NPAGES);
+	/* the flusher's first pass (at its start) is over: from here on it
+	 * runs only when woken (its period is 500 s) */
+	while (f.pgdat->vm.flusher_passes == 0) {
+		pthread_mutex_unlock(&f.mk.lock);
+		nanosleep(&pause, NULL);
+		pthread_mutex_lock(&f.mk.lock);
+	}
+	passes = f.pgdat->vm.flusher_passes;
+
+	/* Below the limit: no pause, no wakeup, nothing written. A wakeup
+	 * would show as a pass within the pause (a slow machine can only hide
+	 * one, not invent it). */
+	dirty_at(&f, f.map, 0, 60, 7);
+	assert_true(f.pgdat->nr_dirty <= f.pgdat->dirty_thresh);
+	balance_dirty_pages(f.pgdat);
+	assert_int_equal(f.pgdat->vm.dirty_throttled, 0);
+	pthread_mutex_unlock(&f.mk.lock);
+	nanosleep(&pause, NULL);
+	pthread_mutex_lock(&f.mk.lock);
+	assert_int_equal(f.pgdat->vm.flusher_passes, passes);
+	assert_int_equal(f.pgdat->vm.nr_written_flusher, 0);
+	assert_int_equal(f.pgdat->nr_dirty, 60);
+
+	/* An explicit pass writes nothing either: no page is expired. */
+	assert_int_equal(wb_do_writeback(f.pgdat), 0);
+
+	/* Over the limit: the writer is paused until the flusher, asked for
+	 * the excess, brings dirty + writeback down to the limit. */
+	dirty_at(&f, f.map, 60, 30, 7);
+	assert_true(f.pgdat->nr_dirty > f.pgdat->dirty_thresh);
+	balance_dirty_pages(f.pgdat);
+	assert_int_equal(f.pgdat->vm.dirty_throttled, 1);
+	WAIT_UNTIL(&f, f.pgdat->nr_writeback == 0 &&
+		       f.pgdat->nr_dirty <= f.pgdat->dirty_thresh);
+	assert_true(f.pgdat->vm.nr_written_flusher >= 90 - f.pgdat->dirty_thresh);
+	pthread_mutex_unlock(&f.mk.lock);
+	fx_destroy(&f);
+
+	/* 60 of the frames against a limit of 50: halved, as the kernel does. */
+	cfg.dirty_ratio = 50;
+	cfg.dirty_background_ratio = 60;
+	cfg.threads = false;
+	fx_init_cfg(&f, &cfg);
+	pthread_mutex_lock(&f.mk.lock);
+	rl_update_dirty_limits(f.pgdat);
+	assert_int_equal(f.pgdat->dirty_thresh, NPAGES * 50 / 100);
+	assert_int_equal(f.pgdat->bg_thresh, NPAGES * 50 / 100 / 2);
+	pthread_mutex_unlock(&f.mk.lock);
+	fx_destroy(&f);
+}
+
 /* nodirect: kswapd's write wakes the flusher, which takes the backlog. */
 static void test_nodirect_wakes_flusher(void **state)
 {
@@ -1177,6 +1250,7 @@ int main(void)
 		cmocka_unit_test(test_flusher_thread_background),
 		cmocka_unit_test(test_flusher_thread_expiry),
 		cmocka_unit_test(test_balance_dirty_pages_threads),
+		cmocka_unit_test(test_dirty_background_100),
 		cmocka_unit_test(test_nodirect_wakes_flusher),
 		cmocka_unit_test(test_policies_end_to_end),
 		cmocka_unit_test(test_interleaved_files_ios),
