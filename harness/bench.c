@@ -58,20 +58,6 @@ static const char *const opt_owner[NOPTS] = {
 	[OPT_POLICIES] = "reclaim", [OPT_MODES] = "reclaim",
 };
 
-static bool owned_by(const char *owners, const char *which)
-{
-	size_t n = strlen(which);
-
-	for (const char *p = owners; *p;) {
-		size_t len = strcspn(p, ",");
-
-		if (len == n && strncmp(p, which, n) == 0)
-			return true;
-		p += len + (p[len] == ',');
-	}
-	return false;
-}
-
 static int bench_run(const struct rl_cmd *cmd, int argc, char **argv)
 {
 	struct rl_bench_args a = { .cmd = cmd };
@@ -144,7 +130,7 @@ static int bench_run(const struct rl_cmd *cmd, int argc, char **argv)
 		return RL_EXIT_USAGE;
 	}
 	for (o = 0; o < NOPTS; o++)
-		if (given[o] && opt_owner[o] && !owned_by(opt_owner[o], which)) {
+		if (given[o] && opt_owner[o] && !rl_list_has(opt_owner[o], which)) {
 			rl_usage_error(cmd, "--%s is an option of 'bench %s', not of 'bench %s'",
 				       bench_opts[o].name, opt_owner[o], which);
 			return RL_EXIT_USAGE;

@@ -213,6 +213,16 @@ static void workload_argv(const struct rb *b, enum workload w, const char *file,
 
 /* ---- the device's view ---- */
 
+/* The write counts of a summarized trace, the kernel's or deepfs's. */
+static void set_device_view(struct cell *c, const struct rl_kref_result *res)
+{
+	c->have_io = true;
+	c->write_ios = res->write_ios;
+	c->write_bytes = res->write_bytes;
+	c->write_seeks = res->write_seeks;
+	c->write_seek_sectors = res->write_seek_sectors;
+}
+
 /* deepfs's IO log: "submit_ns complete_ns R|W|F kind offset len error" */
 static int read_iolog(const char *path, struct cell *c)
 {
@@ -277,11 +287,7 @@ static int read_iolog(const char *path, struct cell *c)
 			iv[j] = t;
 		}
 		rl_kref_summarize(&res);
-		c->have_io = true;
-		c->write_ios = res.write_ios;
-		c->write_bytes = res.write_bytes;
-		c->write_seeks = res.write_seeks;
-		c->write_seek_sectors = res.write_seek_sectors;
+		set_device_view(c, &res);
 		/* the union of the in-flight intervals, in issue order */
 		uint64_t busy = 0, end = 0;
 		for (size_t i = 0; i < niv; i++) {
@@ -457,11 +463,7 @@ static void kernel_row(struct rb *b, enum workload w, struct cell *c)
 	}
 	if (res.stat_present[RL_KREF_STAT_workingset_refault_file])
 		c->refaults = res.stat[RL_KREF_STAT_workingset_refault_file];
-	c->have_io = true;
-	c->write_ios = res.write_ios;
-	c->write_bytes = res.write_bytes;
-	c->write_seeks = res.write_seeks;
-	c->write_seek_sectors = res.write_seek_sectors;
+	set_device_view(c, &res);
 	/* issue to completion, from the trace's pairs in order */
 	double busy = 0, end = 0;
 	for (size_t i = 0, pending = 0; i < res.nios; i++) {
@@ -664,22 +666,6 @@ io:
 
 /* ---- the matrix ---- */
 
-static bool selected(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (!list)
-		return true;
-	for (const char *p = list; *p;) {
-		size_t len = strcspn(p, ",");
-
-		if (len == n && strncmp(p, name, n) == 0)
-			return true;
-		p += len + (p[len] == ',');
-	}
-	return false;
-}
-
 /* Every name in list must be one of names[0..n). */
 static bool check_list(const struct rl_bench_args *a, const char *opt, const char *list,
 		       const char *const *names, size_t n)
@@ -710,10 +696,10 @@ static void run_workload(struct rb *b, enum workload w)
 	for (int pol = 0; pol < NR_RL_POLICIES; pol++) {
 		const char *name = rl_policy_name((enum rl_policy)pol);
 
-		if (!name || !selected(b->a->policies, name))
+		if (!name || !rl_list_has(b->a->policies, name))
 			continue;
 		for (int m = 0; m < 2; m++) {
-			if (!selected(b->a->modes, wb_names[m]))
+			if (!rl_list_has(b->a->modes, wb_names[m]))
 				continue;
 			fprintf(stderr, "  %s %s\n", name, wb_names[m]);
 			c = new_cell(b, w, name, wb_names[m]);
@@ -781,14 +767,14 @@ int rl_bench_reclaim(const struct rl_bench_args *a)
 		b.fio = rl_bench_run(probe, "/dev/null", true) == 0;
 	}
 	path_in(&b, sort_in, sizeof(sort_in), "sort.in");
-	if (selected(a->workloads, "sort") && make_sort_input(sort_in, b.size / 4) < 0) {
+	if (rl_list_has(a->workloads, "sort") && make_sort_input(sort_in, b.size / 4) < 0) {
 		fprintf(stderr, "%s bench reclaim: cannot write %s\n", rl_program, sort_in);
 		ret = RL_EXIT_PROBLEM;
 		goto out;
 	}
 
 	for (int w = 0; w < NWORKLOADS; w++)
-		if (selected(a->workloads, workload_names[w]))
+		if (rl_list_has(a->workloads, workload_names[w]))
 			run_workload(&b, (enum workload)w);
 
 	if (a->json) {

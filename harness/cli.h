@@ -67,6 +67,12 @@ int rl_next_opt(struct rl_parser *p);
 /* Checks the number of positionals; prints the error and returns false if wrong. */
 bool rl_want_args(const struct rl_parser *p, int min, int max);
 
+/* path made absolute against the cwd (malloc'd; NULL with errno), for files
+ * a daemon writes later from another directory; the file need not exist. */
+char *rl_absolute_path(const char *path);
+/* Whether the comma-separated list names name (NULL: every name does). */
+bool rl_list_has(const char *list, const char *name);
+
 /*
  * "4G", "512M", "64K", "4096" (binary units K M G T P, an optional
  * "iB"/"B" after them, case-insensitive). Returns 0, or -EINVAL (not a size)

@@ -60,21 +60,6 @@ struct mount_args {
 	int log_fd;
 };
 
-/* Absolute, because the daemon changes to "/"; the file need not exist. */
-static char *absolute(const char *path)
-{
-	char cwd[PATH_MAX];
-	char *abs;
-
-	if (path[0] == '/')
-		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
-	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return abs;
-}
-
 /* Splits -o: ro and rw are deepfs's, everything else goes to FUSE. */
 static int parse_o(struct mount_args *ma, const char *list)
 {
@@ -147,7 +132,7 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct mo
 			ma->fc.max_threads = threads;
 			break;
 		case OPT_PIDFILE:
-			ma->pidfile_abs = absolute(p.optarg);
+			ma->pidfile_abs = rl_absolute_path(p.optarg);
 			break;
 		case OPT_LOG:
 			if (ma->log_fd >= 0)
@@ -192,7 +177,7 @@ static int resolve_paths(struct mount_args *ma)
 		return RL_EXIT_PROBLEM;
 	}
 	if (ma->dmo.iolog_path) {
-		ma->iolog_abs = absolute(ma->dmo.iolog_path);
+		ma->iolog_abs = rl_absolute_path(ma->dmo.iolog_path);
 		if (!ma->iolog_abs)
 			return RL_EXIT_PROBLEM;
 		ma->dmo.iolog_path = ma->iolog_abs;

@@ -8,13 +8,9 @@
 #ifndef RECLAIMLAB_PAGER_OPTS_H
 #define RECLAIMLAB_PAGER_OPTS_H
 
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness/cli.h"
 #include "pager/pager.h"
@@ -133,22 +129,6 @@ static inline bool rl_check_iolog(const struct rl_cmd *cmd, const char *iolog,
 	rl_usage_error(cmd, "--iolog logs the deepfs image's IO; with --backend file the "
 		       "evicted pages do not go there");
 	return false;
-}
-
-/* path made absolute against the cwd (malloc'd; NULL with errno): a file
- * the daemon writes at unmount must not depend on where it runs. */
-static inline char *rl_absolute_path(const char *path)
-{
-	char cwd[PATH_MAX];
-	char *abs;
-
-	if (path[0] == '/')
-		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
-	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return abs;
 }
 
 static inline bool rl_check_mem(const struct rl_cmd *cmd, uint64_t bytes)
