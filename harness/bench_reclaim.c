@@ -79,6 +79,7 @@ struct rb {
 	const struct rl_bench_args *a;
 	char self[PATH_MAX], mmapwrite[PATH_MAX];
 	char dir[PATH_MAX - 64];	/* scratch: inputs, outputs, logs (short names in it) */
+	char sort_in[PATH_MAX];		/* sort's input, in dir */
 	const char *base;		/* where images go: --dir, $TMPDIR or /var/tmp */
 	uint64_t size, mem;
 	bool kernel;			/* the kernel row can run */
@@ -166,12 +167,10 @@ static int make_sort_input(const char *path, uint64_t bytes)
 static void workload_argv(const struct rb *b, enum workload w, const char *file,
 			  const char *out, char *buf[16], char sizes[2][32])
 {
-	char in[PATH_MAX];
 	static char script[] =
 		"set -e; p=; for ((i = 0; i < $3; i++)); do "
 		"\"$0\" \"$1.$i\" \"$2\" --order seq --seed $i & p=\"$p $!\"; done; "
 		"for j in $p; do wait $j; done";
-	static char sort_in[PATH_MAX];
 	size_t n = 0;
 
 	switch (w) {
@@ -195,15 +194,13 @@ static void workload_argv(const struct rb *b, enum workload w, const char *file,
 		buf[n++] = "random";
 		break;
 	case W_SORT:
-		path_in(b, in, sizeof(in), "sort.in");
-		snprintf(sort_in, sizeof(sort_in), "%s", in);
 		/* the whole input in memory: its heap is what reclaim pages */
 		buf[n++] = "sort";
 		buf[n++] = "-S";
 		buf[n++] = "1G";
 		buf[n++] = "-o";
 		buf[n++] = (char *)out;
-		buf[n++] = sort_in;
+		buf[n++] = (char *)b->sort_in;
 		break;
 	case NWORKLOADS:
 		break;
@@ -223,15 +220,52 @@ static void set_device_view(struct cell *c, const struct rl_kref_result *res)
 	c->write_seek_sectors = res->write_seek_sectors;
 }
 
+/* A write's start (+1) or end (-1) on the device, in seconds. */
+struct io_edge {
+	double t;
+	int d;
+};
+
+static int edge_cmp(const void *x, const void *y)
+{
+	const struct io_edge *a = x, *b = y;
+
+	return a->t < b->t ? -1 : a->t > b->t ? 1 : b->d - a->d;	/* starts first */
+}
+
+/* The time at least one write was in flight: the union of the intervals. */
+static double busy_seconds(struct io_edge *e, size_t n)
+{
+	double busy = 0, since = 0;
+	long pending = 0;
+
+	qsort(e, n, sizeof(*e), edge_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].d > 0) {
+			if (pending++ == 0)
+				since = e[i].t;
+		} else if (pending > 0 && --pending == 0) {	/* an end without its start: ignored */
+			busy += e[i].t - since;
+		}
+	}
+	return busy;
+}
+
+static int io_time_cmp(const void *x, const void *y)
+{
+	const struct rl_kref_io *a = x, *b = y;
+
+	return a->time < b->time ? -1 : a->time > b->time;
+}
+
 /* deepfs's IO log: "submit_ns complete_ns R|W|F kind offset len error" */
 static int read_iolog(const char *path, struct cell *c)
 {
 	struct rl_kref_result res = { 0 };
+	struct io_edge *edges = NULL;
 	FILE *f = fopen(path, "r");
 	char line[256];
 	size_t cap = 0;
-	struct { uint64_t s, e; } *iv = NULL;
-	size_t niv = 0;
 	int err = 0;
 
 	if (!f)
@@ -252,7 +286,7 @@ static int read_iolog(const char *path, struct cell *c)
 		if (res.nios == cap) {
 			size_t ncap = cap ? cap * 2 : 4096;
 			void *n1 = realloc(res.ios, ncap * sizeof(*res.ios));
-			void *n2 = n1 ? realloc(iv, ncap * sizeof(*iv)) : NULL;
+			void *n2 = n1 ? realloc(edges, 2 * ncap * sizeof(*edges)) : NULL;
 
 			if (n1)
 				res.ios = n1;
@@ -260,47 +294,24 @@ static int read_iolog(const char *path, struct cell *c)
 				err = -ENOMEM;
 				break;
 			}
-			iv = n2;
+			edges = n2;
 			cap = ncap;
 		}
-		res.ios[res.nios] = (struct rl_kref_io){ .time = (double)s / 1e9,
-							 .sector = off / 512, .bytes = (uint32_t)len,
-							 .rwbs = "W" };
-		res.nios++;
-		iv[niv].s = s;
-		iv[niv].e = e > s ? e : s;
-		niv++;
+		edges[2 * res.nios] = (struct io_edge){ (double)s / 1e9, 1 };
+		edges[2 * res.nios + 1] = (struct io_edge){ (double)(e > s ? e : s) / 1e9, -1 };
+		res.ios[res.nios++] = (struct rl_kref_io){ .time = (double)s / 1e9,
+							   .sector = off / 512,
+							   .bytes = (uint32_t)len, .rwbs = "W" };
 	}
 	fclose(f);
 	if (!err) {
 		/* The log is in completion order; seeks are judged in issue order. */
-		for (size_t i = 1; i < res.nios; i++) {
-			struct rl_kref_io io = res.ios[i];
-			__typeof__(*iv) t = iv[i];
-			size_t j = i;
-
-			for (; j > 0 && res.ios[j - 1].time > io.time; j--) {
-				res.ios[j] = res.ios[j - 1];
-				iv[j] = iv[j - 1];
-			}
-			res.ios[j] = io;
-			iv[j] = t;
-		}
+		qsort(res.ios, res.nios, sizeof(*res.ios), io_time_cmp);
 		rl_kref_summarize(&res);
 		set_device_view(c, &res);
-		/* the union of the in-flight intervals, in issue order */
-		uint64_t busy = 0, end = 0;
-		for (size_t i = 0; i < niv; i++) {
-			uint64_t s = iv[i].s > end ? iv[i].s : end;
-
-			if (iv[i].e > s)
-				busy += iv[i].e - s;
-			if (iv[i].e > end)
-				end = iv[i].e;
-		}
-		c->busy = (double)busy / 1e9;
+		c->busy = busy_seconds(edges, 2 * res.nios);
 	}
-	free(iv);
+	free(edges);
 	rl_kref_result_free(&res);
 	return err;
 }
@@ -464,21 +475,16 @@ static void kernel_row(struct rb *b, enum workload w, struct cell *c)
 	if (res.stat_present[RL_KREF_STAT_workingset_refault_file])
 		c->refaults = res.stat[RL_KREF_STAT_workingset_refault_file];
 	set_device_view(c, &res);
-	/* issue to completion, from the trace's pairs in order */
-	double busy = 0, end = 0;
-	for (size_t i = 0, pending = 0; i < res.nios; i++) {
-		const struct rl_kref_io *io = &res.ios[i];
+	/* issue to completion of the write requests */
+	struct io_edge *edges = malloc((res.nios ? res.nios : 1) * sizeof(*edges));
+	size_t n = 0;
 
-		if (io->rwbs[0] != 'W' && !strchr(io->rwbs, 'W'))
-			continue;
-		if (!io->complete) {
-			if (pending++ == 0)
-				end = io->time;
-		} else if (pending && --pending == 0) {
-			busy += io->time - end;
-		}
-	}
-	c->busy = busy;
+	for (size_t i = 0; edges && i < res.nios; i++)
+		if (strchr(res.ios[i].rwbs, 'W'))
+			edges[n++] = (struct io_edge){ res.ios[i].time,
+						       res.ios[i].complete ? -1 : 1 };
+	c->busy = edges ? busy_seconds(edges, n) : 0;
+	free(edges);
 	rl_kref_result_free(&res);
 }
 
@@ -717,7 +723,7 @@ int rl_bench_reclaim(const struct rl_bench_args *a)
 {
 	struct rb b = { .a = a };
 	const char *policy_names[NR_RL_POLICIES];
-	char tmpl[PATH_MAX], sort_in[PATH_MAX];
+	char tmpl[PATH_MAX];
 	ssize_t n;
 	int ret = RL_EXIT_OK;
 
@@ -766,9 +772,9 @@ int rl_bench_reclaim(const struct rl_bench_args *a)
 
 		b.fio = rl_bench_run(probe, "/dev/null", true) == 0;
 	}
-	path_in(&b, sort_in, sizeof(sort_in), "sort.in");
-	if (rl_list_has(a->workloads, "sort") && make_sort_input(sort_in, b.size / 4) < 0) {
-		fprintf(stderr, "%s bench reclaim: cannot write %s\n", rl_program, sort_in);
+	path_in(&b, b.sort_in, sizeof(b.sort_in), "sort.in");
+	if (rl_list_has(a->workloads, "sort") && make_sort_input(b.sort_in, b.size / 4) < 0) {
+		fprintf(stderr, "%s bench reclaim: cannot write %s\n", rl_program, b.sort_in);
 		ret = RL_EXIT_PROBLEM;
 		goto out;
 	}

@@ -79,8 +79,7 @@ static const struct rl_opt run_opts[] = {
 	[OPT_BACKEND] = { "backend", 0, "KIND",
 			  "where evicted pages go: deepfs (the default) or file (host files "
 			  "in the temporary directory)" },
-	[OPT_VERIFY] = { "verify", 0, NULL,
-			 "checksum every page written back and check it when read in" },
+	[OPT_VERIFY] = { "verify", 0, NULL, RL_VERIFY_HELP },
 	[OPT_IOLOG] = { "iolog", 0, "FILE",
 			RL_IOLOG_HELP ", which is before run returns; not with --backend file" },
 	[OPT_KEEP] = { "keep", 0, NULL,

@@ -43,8 +43,7 @@ static const struct rl_opt serve_opts[] = {
 	[OPT_BACKING_DIR] = { "backing-dir", 0, "DIR",
 			      "--backend file: the directory of those files (default $TMPDIR, "
 			      "else /var/tmp)" },
-	[OPT_VERIFY] = { "verify", 0, NULL,
-			 "checksum every page written back and check it when read in" },
+	[OPT_VERIFY] = { "verify", 0, NULL, RL_VERIFY_HELP },
 	[OPT_IOLOG] = { "iolog", 0, "FILE",
 			RL_IOLOG_HELP ", i.e. once stopped; not with --backend file" },
 	[OPT_SOCKET] = { "socket", 0, "PATH",

@@ -55,6 +55,7 @@ static inline const char *rl_backend_name_of(enum rl_backend_kind kind)
 	"percent of the frames dirty at which the flusher starts writing (default 10; 100: " \
 	"no background writeback, the flusher writes only expired pages and what reclaim or " \
 	"a writer over --dirty-ratio asks for)"
+#define RL_VERIFY_HELP "checksum every page written back and check it when read in"
 #define RL_DIRTY_EXPIRE_HELP \
 	"milliseconds after which a dirty page is old enough for the flusher to write it " \
 	"(default 3000; the kernel's dirty_expire_centisecs is 30 s)"
