@@ -836,6 +836,7 @@ int dfs_fallocate(struct dfs_mount *mp, uint64_t ino, int mode, uint64_t off, ui
 	error = dfs_file_iget(mp, ino, &ip);
 	if (error)
 		goto out_unlock;
+	dfs_ilock_io_mlocked(ip, true);
 	dfs_wbext_wait(ip);
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		error = dfs_free_file_space(ip, off, len);
@@ -851,6 +852,7 @@ int dfs_fallocate(struct dfs_mount *mp, uint64_t ino, int mode, uint64_t off, ui
 		dfs_file_touch(ip);
 		error = dfs_file_log_core(ip, false);
 	}
+	dfs_iunlock_io(ip, true);
 	dfs_irele(ip);
 out_unlock:
 	pthread_mutex_unlock(&mp->m_lock);

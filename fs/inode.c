@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "crc.h"
 #include "ialloc.h"
 #include "inode.h"
+#include "lib/lockdep.h"
 #include "mount.h"
 #include "msg.h"
 #include "pagecache.h"
@@ -395,10 +397,69 @@ static int dfs_inode_write_core(struct dfs_inode *ip)
 }
 
 /* Free an in-core inode that is out of the hash and the LRU. */
+/* Referenced once, by the caller. */
+static struct dfs_inode *dfs_inode_alloc(struct dfs_mount *mp, uint64_t ino)
+{
+	struct dfs_inode *ip = calloc(1, sizeof(*ip));
+
+	if (!ip)
+		return NULL;
+	if (pthread_rwlock_init(&ip->i_iolock, NULL)) {
+		free(ip);
+		return NULL;
+	}
+	ip->i_mount = mp;
+	ip->i_ino = ino;
+	ip->i_count = 1;
+	return ip;
+}
+
 static void dfs_inode_free(struct dfs_inode *ip)
 {
 	dfs_bmap_destroy_fork(ip);
+	pthread_rwlock_destroy(&ip->i_iolock);
 	free(ip);
+}
+
+/* ---- the IO lock ------------------------------------------------------------- */
+
+/* One class for every inode's IO lock, as lockdep sees XFS's IOLOCK. */
+static RL_LOCK_CLASS(dfs_iolock);
+
+void dfs_ilock_io(struct dfs_inode *ip, bool excl)
+{
+	rl_lock_acquire_inst(&dfs_iolock, ip);
+	if (excl)
+		pthread_rwlock_wrlock(&ip->i_iolock);
+	else
+		pthread_rwlock_rdlock(&ip->i_iolock);
+}
+
+void dfs_iunlock_io(struct dfs_inode *ip, bool excl)
+{
+	(void)excl;	/* one unlock for both modes; kept for the reader */
+	rl_lock_release_inst(&dfs_iolock, ip);
+	pthread_rwlock_unlock(&ip->i_iolock);
+}
+
+void dfs_ilock_io_mlocked(struct dfs_inode *ip, bool excl)
+{
+	struct dfs_mount *mp = ip->i_mount;
+
+	pthread_mutex_unlock(&mp->m_lock);
+	dfs_ilock_io(ip, excl);
+	pthread_mutex_lock(&mp->m_lock);
+}
+
+/* dfs_forget's IO lock, taken for an inactivation, is released once the
+ * inode's blocks are freed, before the in-core inode can go. */
+static void dfs_iolock_inactive_done(struct dfs_inode *ip)
+{
+	if (!ip->i_iolock_inactive)
+		return;
+	*ip->i_iolock_inactive = false;
+	ip->i_iolock_inactive = NULL;
+	dfs_iunlock_io(ip, true);
 }
 
 /*
@@ -529,14 +590,11 @@ static int dfs_iread(struct dfs_mount *mp, struct dfs_trans *tp, uint64_t ino,
 		error = dfs_inode_corrupt(mp, ino, "free, but in use in the inode btree");
 		goto out_relse;
 	}
-	ip = calloc(1, sizeof(*ip));
+	ip = dfs_inode_alloc(mp, ino);
 	if (!ip) {
 		error = -ENOMEM;
 		goto out_relse;
 	}
-	ip->i_mount = mp;
-	ip->i_ino = ino;
-	ip->i_count = 1;
 	dfs_inode_from_disk(ip, dip);
 	error = dfs_bmap_read_extents(tp, ip, dip);
 	if (error) {
@@ -598,9 +656,11 @@ static void dfs_inode_unreferenced(struct dfs_inode *ip)
 			else
 				mp->m_icache->ic_inactivated++;
 		}
+		dfs_iolock_inactive_done(ip);
 		dfs_inode_evict(ip, false);
 		return;
 	}
+	dfs_iolock_inactive_done(ip);
 	dfs_lru_add(mp, ip);
 	dfs_lru_trim(mp);
 }
@@ -705,12 +765,9 @@ int dfs_icreate(struct dfs_trans *tp, struct dfs_inode *parent, uint32_t mode, u
 	if (dip->di_mode)
 		return dfs_inode_corrupt(mp, ino, "free in the inode btree, but in use");
 
-	ip = calloc(1, sizeof(*ip));
+	ip = dfs_inode_alloc(mp, ino);
 	if (!ip)
 		return -ENOMEM;
-	ip->i_mount = mp;
-	ip->i_ino = ino;
-	ip->i_count = 1;
 	ip->i_mode = mode;
 	ip->i_uid = uid;
 	ip->i_gid = gid;

@@ -17,6 +17,7 @@
 #ifndef DEEPFS_INODE_H
 #define DEEPFS_INODE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -71,6 +72,15 @@ struct dfs_inode {
 	 * flight without the lock, and entry points waiting for them to end */
 	uint32_t i_wbext_inflight;
 	uint32_t i_wbext_waiters;
+	/* The IO lock (XFS's IOLOCK, the kernel's invalidate_lock): what is
+	 * read into a page cannot be truncated away meanwhile. Taken before
+	 * m_lock, never while holding it (dfs_ilock_io_mlocked drops it).
+	 * Shared by a pager fault across its frame allocation and its read;
+	 * exclusive by size changes, hole punches and, in dfs_forget, the
+	 * inactivation of an unlinked inode (2.6.34's xfs_inactive took
+	 * IOLOCK_EXCL): seed 003's "high-level locks" of a final iput. */
+	pthread_rwlock_t i_iolock;
+	bool    *i_iolock_inactive;	/* dfs_forget's flag: inactivation unlocks */
 	/* cache bookkeeping, private to inode.c */
 	struct dfs_inode *i_hnext;
 	struct dfs_inode *i_lru_prev, *i_lru_next;	/* unreferenced, cached */
@@ -101,6 +111,15 @@ void dfs_ihold(struct dfs_inode *ip);
 void dfs_irele(struct dfs_inode *ip);
 /* FUSE forget. */
 void dfs_iforget(struct dfs_inode *ip, uint64_t n);
+
+/* The IO lock (i_iolock), annotated for lib/lockdep.h as class dfs_iolock.
+ * ip must be referenced. dfs_ilock_io_mlocked is for entry points that hold
+ * m_lock: it drops m_lock, takes the IO lock and retakes m_lock, so that the
+ * order stays IO lock -> m_lock; what was checked under m_lock before must
+ * be checked again. */
+void dfs_ilock_io(struct dfs_inode *ip, bool excl);
+void dfs_iunlock_io(struct dfs_inode *ip, bool excl);
+void dfs_ilock_io_mlocked(struct dfs_inode *ip, bool excl);
 
 /* Allocate a new inode near the parent (ialloc.c does the inobt part),
  * initialised with mode, nlink, rdev and owner, empty extent fork, times now;

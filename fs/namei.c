@@ -122,12 +122,17 @@ int dfs_setattr(struct dfs_mount *mp, uint64_t ino, const struct dfs_setattr *sa
 		struct dfs_stat *st)
 {
 	struct dfs_inode *ip;
+	bool iolocked = false;
 	int error;
 
 	pthread_mutex_lock(&mp->m_lock);
 	error = dfs_iget(mp, NULL, ino, &ip);
 	if (error)
 		goto out_unlock;
+	if (sa->valid & DFS_SET_SIZE) {
+		dfs_ilock_io_mlocked(ip, true);
+		iolocked = true;
+	}
 	if (mp->m_readonly && sa->valid) {
 		error = -EROFS;
 		goto out_rele;
@@ -158,6 +163,8 @@ int dfs_setattr(struct dfs_mount *mp, uint64_t ino, const struct dfs_setattr *sa
 	if (st)
 		dfs_fill_stat(ip, st);
 out_rele:
+	if (iolocked)
+		dfs_iunlock_io(ip, true);
 	dfs_irele(ip);
 out_unlock:
 	pthread_mutex_unlock(&mp->m_lock);
@@ -196,15 +203,37 @@ out_unlock:
 	return error;
 }
 
+/*
+ * The forget that drops the last reference of an unlinked inode frees it
+ * (dfs_inactive), under its IO lock taken exclusively first, as 2.6.34's
+ * xfs_inactive did: the "high-level locks" of seed 003's final iput. A
+ * pager that releases a region from reclaim (policy writepages) makes
+ * this reclaim's work, which lib/lockdep.h reports.
+ */
 void dfs_forget(struct dfs_mount *mp, uint64_t ino, uint64_t nlookup)
 {
 	struct dfs_inode *ip;
+	bool iolocked = false;
 
 	pthread_mutex_lock(&mp->m_lock);
-	if (!dfs_iget(mp, NULL, ino, &ip)) {
-		dfs_iforget(ip, nlookup);
-		dfs_irele(ip);
+	if (dfs_iget(mp, NULL, ino, &ip))
+		goto out_unlock;
+	if (ip->i_nlink == 0 && nlookup >= ip->i_nlookup && ip->i_count == 1 &&
+	    !ip->i_iolock_inactive) {
+		dfs_ilock_io_mlocked(ip, true);
+		/* inactivation clears it when it releases the lock */
+		iolocked = true;
+		ip->i_iolock_inactive = &iolocked;
 	}
+	dfs_iforget(ip, nlookup);
+	dfs_irele(ip);
+	if (iolocked) {
+		/* Not the last reference after all (one was taken while m_lock
+		 * was dropped), so ip lives on. */
+		ip->i_iolock_inactive = NULL;
+		dfs_iunlock_io(ip, true);
+	}
+out_unlock:
 	pthread_mutex_unlock(&mp->m_lock);
 }
 

@@ -53,7 +53,7 @@
 enum {
 	OPT_MEM, OPT_JSON, OPT_SOCKET, OPT_IMAGE, OPT_IMAGE_SIZE, OPT_POLICY, OPT_WB,
 	OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_DIRTY_EXPIRE, OPT_BACKEND,
-	OPT_VERIFY, OPT_IOLOG, OPT_KEEP,
+	OPT_VERIFY, OPT_LOCKDEP, OPT_IPUT_DELAY, OPT_IOLOG, OPT_KEEP,
 };
 
 static const struct rl_opt run_opts[] = {
@@ -80,6 +80,9 @@ static const struct rl_opt run_opts[] = {
 			  "where evicted pages go: deepfs (the default) or file (host files "
 			  "in the temporary directory)" },
 	[OPT_VERIFY] = { "verify", 0, NULL, RL_VERIFY_HELP },
+	[OPT_LOCKDEP] = { "lockdep", 0, NULL,
+			  RL_LOCKDEP_HELP " and are counted in --json (private daemon only)" },
+	[OPT_IPUT_DELAY] = { "inject-iput-delay", 0, "MS", RL_IPUT_DELAY_HELP },
 	[OPT_IOLOG] = { "iolog", 0, "FILE",
 			RL_IOLOG_HELP ", which is before run returns; not with --backend file" },
 	[OPT_KEEP] = { "keep", 0, NULL,
@@ -95,9 +98,10 @@ struct run_args {
 	enum rl_wb_mode wb;
 	unsigned dirty_ratio, dirty_bg;		/* 0 = the daemon's default */
 	unsigned dirty_expire;			/* ms, 0 = the daemon's default */
+	unsigned iput_delay;			/* ms, fault injection; 0 = none */
 	char *iolog;				/* absolute (the daemon's cwd is not ours to assume) */
 	enum rl_backend_kind backend;
-	bool verify, keep;
+	bool verify, lockdep, keep;
 	bool private_opts;	/* an option that configures a private daemon was given */
 	char **prog_argv;	/* NULL-terminated */
 };
@@ -188,6 +192,13 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 		case OPT_VERIFY:
 			ra->verify = true;
 			break;
+		case OPT_LOCKDEP:
+			ra->lockdep = true;
+			break;
+		case OPT_IPUT_DELAY:
+			if (!rl_parse_iput_delay(&p, &ra->iput_delay))
+				return RL_EXIT_USAGE;
+			break;
 		case OPT_IOLOG:
 			free(ra->iolog);
 			ra->iolog = rl_absolute_path(p.optarg);
@@ -211,7 +222,8 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct ru
 	}
 	if (ra->socket && ra->private_opts) {
 		rl_usage_error(cmd, "--mem, --image, --image-size, --policy, --wb, --dirty-*, "
-			       "--backend, --verify and --iolog configure a private daemon; "
+			       "--backend, --verify, --lockdep, --inject-* and --iolog configure a "
+			       "private daemon; "
 			       "with --socket, the daemon's own settings apply");
 		return RL_EXIT_USAGE;
 	}
@@ -615,7 +627,7 @@ static int wait_ready(struct daemon *d, int fd)
 static void exec_daemon(const struct run_args *ra, const struct daemon *d, int ready_fd,
 			pid_t parent)
 {
-	char mem[32], fd[16], ratio[16], bg[16], expire[16];
+	char mem[32], fd[16], ratio[16], bg[16], expire[16], iput_delay[16];
 	const char *argv[40];
 	int a = 0, null;
 
@@ -669,6 +681,13 @@ static void exec_daemon(const struct run_args *ra, const struct daemon *d, int r
 	}
 	if (ra->verify)
 		argv[a++] = "--verify";
+	if (ra->lockdep)
+		argv[a++] = "--lockdep";
+	if (ra->iput_delay) {
+		snprintf(iput_delay, sizeof(iput_delay), "%u", ra->iput_delay);
+		argv[a++] = "--inject-iput-delay";
+		argv[a++] = iput_delay;
+	}
 	if (ra->iolog) {
 		argv[a++] = "--iolog";
 		argv[a++] = ra->iolog;

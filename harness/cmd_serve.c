@@ -20,11 +20,12 @@
 #include "fs/deepfs.h"
 #include "harness/fuse_ll.h"
 #include "harness/pager_opts.h"
+#include "lib/lockdep.h"
 #include "pager/pager.h"
 
 enum {
 	OPT_MEM, OPT_POLICY, OPT_WB, OPT_DIRTY_RATIO, OPT_DIRTY_BG, OPT_DIRTY_EXPIRE, OPT_BACKEND,
-	OPT_BACKING_DIR, OPT_VERIFY, OPT_IOLOG, OPT_SOCKET, OPT_MOUNTPOINT, OPT_WORKERS,
+	OPT_BACKING_DIR, OPT_VERIFY, OPT_LOCKDEP, OPT_IPUT_DELAY, OPT_IOLOG, OPT_SOCKET, OPT_MOUNTPOINT, OPT_WORKERS,
 	OPT_READY_FD, OPT_QUIET,
 };
 
@@ -44,6 +45,8 @@ static const struct rl_opt serve_opts[] = {
 			      "--backend file: the directory of those files (default $TMPDIR, "
 			      "else /var/tmp)" },
 	[OPT_VERIFY] = { "verify", 0, NULL, RL_VERIFY_HELP },
+	[OPT_LOCKDEP] = { "lockdep", 0, NULL, RL_LOCKDEP_HELP },
+	[OPT_IPUT_DELAY] = { "inject-iput-delay", 0, "MS", RL_IPUT_DELAY_HELP },
 	[OPT_IOLOG] = { "iolog", 0, "FILE",
 			RL_IOLOG_HELP ", i.e. once stopped; not with --backend file" },
 	[OPT_SOCKET] = { "socket", 0, "PATH",
@@ -122,6 +125,14 @@ static int parse_args(const struct rl_cmd *cmd, int argc, char **argv, struct se
 			break;
 		case OPT_VERIFY:
 			sa->cfg.verify = true;
+			break;
+		case OPT_LOCKDEP:
+			/* before any annotated lock exists */
+			rl_lockdep_enable(true);
+			break;
+		case OPT_IPUT_DELAY:
+			if (!rl_parse_iput_delay(&p, &sa->cfg.reclaim.iput_delay_ms))
+				return RL_EXIT_USAGE;
 			break;
 		case OPT_IOLOG:
 			sa->iolog = p.optarg;

@@ -56,6 +56,29 @@ static inline const char *rl_backend_name_of(enum rl_backend_kind kind)
 	"no background writeback, the flusher writes only expired pages and what reclaim or " \
 	"a writer over --dirty-ratio asks for)"
 #define RL_VERIFY_HELP "checksum every page written back and check it when read in"
+#define RL_IPUT_DELAY_HELP \
+	"fault injection: reclaim sleeps MS milliseconds before dropping an inode it " \
+	"pinned for writeback (--policy writepages), widening the window in which " \
+	"an unmap makes reclaim's iput the last (seed 003)"
+#define RL_IPUT_DELAY_MAX_MS	10000u
+
+static inline bool rl_parse_iput_delay(struct rl_parser *p, unsigned *ms)
+{
+	uint32_t n;
+
+	if (!rl_opt_u32(p, "--inject-iput-delay", &n))
+		return false;
+	if (n > RL_IPUT_DELAY_MAX_MS) {
+		rl_usage_error(p->cmd, "--inject-iput-delay must be at most %u milliseconds",
+			       RL_IPUT_DELAY_MAX_MS);
+		return false;
+	}
+	*ms = n;
+	return true;
+}
+#define RL_LOCKDEP_HELP \
+	"check the daemon's lock order and reclaim's use of its locks (docs/lockdep.md); " \
+	"reports go to standard error"
 #define RL_DIRTY_EXPIRE_HELP \
 	"milliseconds after which a dirty page is old enough for the flusher to write it " \
 	"(default 3000; the kernel's dirty_expire_centisecs is 30 s)"

@@ -54,6 +54,7 @@ struct json_object *rl_reclaim_json(const struct rl_reclaim_counters *rc)
 	VM(flusher_passes);
 	VM(capture_success);
 	VM(capture_fail);
+	VM(nr_final_iput_reclaim);
 	VM(wb_errors);
 #undef VM
 	json_object_object_add(o, "mean_write_pages",
@@ -64,5 +65,8 @@ struct json_object *rl_reclaim_json(const struct rl_reclaim_counters *rc)
 	json_object_object_add(lat, "alloc", lat_json(&rc->alloc));
 	json_object_object_add(lat, "throttle", lat_json(&rc->throttle));
 	json_object_object_add(o, "latency_ns", lat);
+	/* only when the checker ran: absent is not "no problem found" */
+	if (rc->lockdep_on)
+		add_u64(o, "lockdep_reports", rc->lockdep_reports);
 	return o;
 }

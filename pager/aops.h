@@ -61,6 +61,14 @@ struct rl_aops {
 	 * fault): reserve its backing space now, so that a full store fails
 	 * the fault with -ENOSPC instead of losing the data at writeback. */
 	int (*page_mkwrite)(struct rl_backing *b, uint64_t index);
+	/* Optional (NULL: no such lock): a missing fault that reads its page
+	 * is about to allocate a frame and read into it. fault_begin takes the
+	 * backend's lock that keeps the page from being truncated or punched
+	 * until fault_end (the kernel's filemap_fault under the mapping's
+	 * invalidate_lock; deepfs: the inode's IO lock, shared). The frame
+	 * allocation between them may enter reclaim. */
+	void (*fault_begin)(struct rl_backing *b);
+	void (*fault_end)(struct rl_backing *b);
 	/* The pages' contents no longer matter (munmap, MADV_DONTNEED): free
 	 * their space (anonymous regions only). */
 	int (*discard)(struct rl_backing *b, uint64_t first, uint64_t n);

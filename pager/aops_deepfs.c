@@ -21,10 +21,11 @@
  * reads no ahead); FILE pages stay cached: they are the file's, shared
  * with FUSE.
  *
- * deepfs.h has no call for either of two things done here, a reference
- * by inode number and dropping clean cached pages, so those two use
- * deepfs's internals (inode.h, pagecache.h) under its lock, as its own
- * entry points do.
+ * deepfs.h has no call for three things done here, a reference by inode
+ * number, dropping clean cached pages and the fault lock (the inode's IO
+ * lock, held shared across the fault's frame allocation and read), so
+ * those use deepfs's internals (inode.h, pagecache.h) as its own entry
+ * points do.
  *
  * Errors are deepfs's negative errno, unchanged (-ENOSPC stays -ENOSPC).
  */
@@ -56,6 +57,9 @@ struct rl_backing {
 	struct rl_backend *be;		/* its write IO counters */
 	struct dfs_mount *mp;
 	uint64_t ino;
+	/* In core while our lookup reference lasts (deepfs keeps inodes with
+	 * lookups cached): its IO lock is the fault lock. */
+	struct dfs_inode *ip;
 	bool file;		/* a FILE region: never extend, never discard */
 	uint64_t npages;	/* anonymous: the region's size, a bound on indexes */
 };
@@ -70,9 +74,23 @@ static int rl_dfs_new(struct rl_backend *be, uint64_t ino, bool file, uint64_t n
 		      struct rl_backing **bp)
 {
 	struct rl_backing *b = calloc(1, sizeof(*b));
+	struct dfs_mount *mp = be->mp;
+	struct dfs_inode *ip;
+	int error;
 
 	if (!b)
 		return -ENOMEM;
+	pthread_mutex_lock(&mp->m_lock);
+	error = dfs_iget(mp, NULL, ino, &ip);
+	if (!error) {
+		b->ip = ip;
+		dfs_irele(ip);	/* our lookup reference keeps it in core */
+	}
+	pthread_mutex_unlock(&mp->m_lock);
+	if (error) {
+		free(b);
+		return error;
+	}
 	b->be = be;
 	b->mp = be->mp;
 	b->ino = ino;
@@ -290,6 +308,16 @@ static int rl_dfs_discard(struct rl_backing *b, uint64_t first, uint64_t n)
 			     first * RL_PAGE_SIZE, n * RL_PAGE_SIZE);
 }
 
+static void rl_dfs_fault_begin(struct rl_backing *b)
+{
+	dfs_ilock_io(b->ip, false);
+}
+
+static void rl_dfs_fault_end(struct rl_backing *b)
+{
+	dfs_iunlock_io(b->ip, false);
+}
+
 static void rl_dfs_release(struct rl_backing *b)
 {
 	/* anonymous: the last reference of an unlinked inode, so this frees it */
@@ -305,6 +333,8 @@ const struct rl_aops rl_deepfs_aops = {
 	.writepage = rl_dfs_writepage,
 	.writepages = rl_dfs_writepages,
 	.page_mkwrite = rl_dfs_page_mkwrite,
+	.fault_begin = rl_dfs_fault_begin,
+	.fault_end = rl_dfs_fault_end,
 	.discard = rl_dfs_discard,
 	.release = rl_dfs_release,
 };

@@ -4,6 +4,7 @@
  * accept thread and the fault threads, counters, stop and teardown. What a
  * connection does is client.c; what a fault does is fault.c.
  */
+#include "lib/lockdep.h"
 #include "pager/pager.h"
 
 #include <errno.h>
@@ -506,6 +507,8 @@ static void reclaim_counters(const struct rl_pgdat *pgdat, struct rl_reclaim_cou
 	rc->policy = (uint32_t)pgdat->cfg.policy;
 	rc->wb = (uint32_t)pgdat->cfg.wb;
 	rc->vm = pgdat->vm;
+	rc->lockdep_on = rl_lockdep_enabled();
+	rc->lockdep_reports = rc->lockdep_on ? rl_lockdep_nr_reports() : 0;
 	lat_summary(&pgdat->lat.direct_stall, &rc->direct_stall);
 	lat_summary(&pgdat->lat.fault, &rc->fault);
 	lat_summary(&pgdat->lat.alloc, &rc->alloc);

@@ -150,12 +150,22 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 	bool read = (flags & RL_PTE_BACKED) || r->kind == RL_REGION_FILE;
 	bool check = read && p->cfg.verify && (flags & RL_PTE_BACKED) && (flags & RL_PTE_CSUM);
 	const void *src = zero_page;
+	bool fault_lock = read && r->be->ops->fault_begin;
 	int err;
 
+	if (fault_lock) {
+		/* filemap_fault: the backing's lock before the frame, held
+		 * until the page is read; the pte stays BUSY meanwhile. */
+		pthread_mutex_unlock(&p->lock);
+		r->be->ops->fault_begin(r->backing);
+		pthread_mutex_lock(&p->lock);
+	}
 	err = rl_alloc_page(&p->pgdat, &r->mapping, index, &frame);
 	if (err) {
 		rl_pte_unbusy(p, pte);
 		pthread_mutex_unlock(&p->lock);
+		if (fault_lock)
+			r->be->ops->fault_end(r->backing);
 		if (err == -ENOSPC)
 			rl_client_kill(p, cl, false,
 				       "the backing store is full (ENOSPC): cannot page out");
@@ -168,6 +178,8 @@ static void do_missing_page(struct rl_pager *p, struct rl_client *cl, struct rl_
 
 	if (read) {
 		err = r->be->ops->readpage(r->backing, rl_backing_pgoff(r, index), fill_buf);
+		if (fault_lock)
+			r->be->ops->fault_end(r->backing);
 		src = fill_buf;
 		if (err) {
 			pthread_mutex_lock(&p->lock);

@@ -196,7 +196,7 @@ static void map_igrab(struct rl_mapping *m)
  * and releasing a FILE region's inode can be deepfs's final iput: seed
  * 003's hazard, made real on purpose.
  */
-static void map_iput(struct rl_mapping *m)
+static bool map_iput(struct rl_mapping *m)
 {
 	struct rl_region *r = rl_mapping_region(m);
 	struct rl_pager *p = r->pager;
@@ -207,6 +207,7 @@ static void map_iput(struct rl_mapping *m)
 	pthread_mutex_unlock(&p->lock);
 	if (last)
 		rl_region_free(r);
+	return last;
 }
 
 static const struct rl_mapping_ops rl_region_mapping_ops = {

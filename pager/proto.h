@@ -124,6 +124,8 @@ struct rl_lat_summary {
 struct rl_reclaim_counters {
 	uint32_t policy;		/* enum rl_policy */
 	uint32_t wb;			/* enum rl_wb_mode */
+	uint32_t lockdep_on;		/* the daemon runs lib/lockdep.h's checker */
+	uint32_t lockdep_reports;	/* problems it reported (the daemon's, all sessions) */
 	struct rl_vmstat vm;
 	struct rl_lat_summary direct_stall, fault, alloc, throttle;
 };

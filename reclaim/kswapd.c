@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lib/lockdep.h"
 #include "reclaim/vmscan.h"
 
 struct rl_kswapd {
@@ -31,6 +32,7 @@ uint64_t balance_pgdat(struct rl_pgdat *pgdat)
 		.priority = DEF_PRIORITY,
 	};
 
+	rl_lockdep_enter(RL_CTX_RECLAIM);
 	while (sc.priority >= 0 && rl_below_wmark(pgdat, pgdat->wmark_high) && !pgdat->stopping) {
 		uint64_t reclaimed0 = sc.nr_reclaimed, scanned0 = sc.nr_scanned;
 		uint64_t immediate0 = sc.nr_immediate;
@@ -54,6 +56,7 @@ uint64_t balance_pgdat(struct rl_pgdat *pgdat)
 		if (sc.nr_immediate > immediate0 && sc.nr_reclaimed == reclaimed0)
 			reclaim_throttle(pgdat, 100);
 	}
+	rl_lockdep_leave(RL_CTX_RECLAIM);
 	if (!rl_below_wmark(pgdat, pgdat->wmark_high))
 		pgdat->vm.kswapd_high_wmark_hit++;
 	return sc.nr_reclaimed;

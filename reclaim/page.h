@@ -121,9 +121,11 @@ struct rl_mapping_ops {
 	/* igrab / iput of the mapping's inode: writepages (policy 2) pins the
 	 * inode during IO. iput may be the final one and run the filesystem's
 	 * inode eviction in the caller's (reclaim) context: the hazard of
-	 * seed 003. Called without pgdat->lock. May be NULL (no inode). */
+	 * seed 003. Called without pgdat->lock. May be NULL (no inode). iput
+	 * returns true when it was the last reference and tore the mapping
+	 * down (counted as nr_final_iput_reclaim when reclaim dropped it). */
 	void (*igrab)(struct rl_mapping *m);
-	void (*iput)(struct rl_mapping *m);
+	bool (*iput)(struct rl_mapping *m);
 };
 
 /* Kernel-style accessors, so vmscan.c reads like mm/vmscan.c. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/lockdep.h"
 #include "reclaim/vmscan.h"
 #include "reclaim/wb.h"
 #include "reclaim/writeback.h"
@@ -306,6 +307,9 @@ static int alloc_pages_locked(struct rl_pgdat *pgdat, unsigned n, uint32_t *pfns
 
 	if (!cpfns)
 		return -ENOMEM;
+	/* might_alloc: whatever the caller holds may be waited for by reclaim
+	 * from now on, whether or not this one gets to reclaim. */
+	rl_lockdep_might_reclaim();
 	for (;;) {
 		if (cc.got + pgdat->nr_free >= n + pgdat->wmark_min ||
 		    (no_progress >= MAX_RECLAIM_RETRIES && cc.got + pgdat->nr_free >= n)) {

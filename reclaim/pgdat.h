@@ -61,6 +61,10 @@ struct rl_reclaim_config {
 	/* Pages per writepages range (policy 2) / writearound window (policy
 	 * 3, centred on the target); 0 = 32 / 32. */
 	uint32_t writepages_max, writearound_window;
+	/* Fault injection: milliseconds reclaim sleeps before the iput of an
+	 * inode it pinned for writeback (writepages), lock dropped. Widens
+	 * seed 003's window, in which an unmap can make that iput the last. */
+	unsigned iput_delay_ms;
 	/* Writeback requests in flight at once (async writeback); 0 = 8. */
 	unsigned wb_queue_depth;
 	/* Start the kswapd and flusher threads (tests drive them by hand). */
@@ -87,6 +91,7 @@ struct rl_vmstat {
 	uint64_t nr_dirtied;				/* pages that became dirty */
 	uint64_t flusher_passes;
 	uint64_t capture_success, capture_fail;
+	uint64_t nr_final_iput_reclaim;			/* reclaim's iput was the last (seed 003) */
 	uint64_t wb_errors;
 };
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "lib/lockdep.h"
 #include "reclaim/vmscan.h"
 #include "reclaim/workingset.h"
 #include "reclaim/writeback.h"
@@ -416,6 +417,8 @@ uint64_t try_to_free_pages(struct rl_pgdat *pgdat, uint64_t nr_to_reclaim, int *
 	bool throttled = false;
 
 	pgdat->vm.allocstall++;
+	/* fs_reclaim_acquire: PF_MEMALLOC for the checker. */
+	rl_lockdep_enter(RL_CTX_RECLAIM);
 	for (sc.priority = DEF_PRIORITY; sc.priority >= 0; sc.priority--) {
 		uint64_t writeback0 = sc.nr_writeback + sc.nr_immediate;
 		uint64_t reclaimed0 = sc.nr_reclaimed;
@@ -439,6 +442,7 @@ uint64_t try_to_free_pages(struct rl_pgdat *pgdat, uint64_t nr_to_reclaim, int *
 			reclaim_throttle(pgdat, THROTTLE_MS);
 		}
 	}
+	rl_lockdep_leave(RL_CTX_RECLAIM);
 	rl_hist_add(&pgdat->lat.direct_stall, rl_now_ns() - t0);
 	if (err)
 		*err = sc.nr_reclaimed ? 0 : sc.last_error;

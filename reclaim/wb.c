@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/lockdep.h"
 #include "reclaim/vmscan.h"
@@ -52,24 +53,38 @@ void rl_end_writeback_run(struct rl_pgdat *pgdat, struct rl_mapping *m,
 		pgdat->vm.wb_errors++;
 		pgdat->last_wb_error = err;
 	}
-	if (pin) {
-		/* After the pages are completed: the iput may be the last
-		 * reference and tear the mapping down. For a write reclaim
-		 * asked for it is reclaim's iput, wherever it runs (here or,
-		 * for writepages from kswapd, on an engine worker): the lock
-		 * checker must see it in reclaim context. */
-		bool for_reclaim = ctx == RL_CTX_DIRECT || ctx == RL_CTX_KSWAPD;
-
-		m->pins--;
-		pthread_mutex_unlock(pgdat->lock);
-		if (for_reclaim)
-			rl_lockdep_enter(RL_CTX_RECLAIM);
-		m->ops->iput(m);
-		if (for_reclaim)
-			rl_lockdep_leave(RL_CTX_RECLAIM);
-		pthread_mutex_lock(pgdat->lock);
-	}
+	/* After the pages are completed: the iput may be the last reference
+	 * and tear the mapping down. */
+	if (pin)
+		rl_writeback_iput(pgdat, m, ctx);
 	pthread_cond_broadcast(pgdat->wait);
+}
+
+void rl_writeback_iput(struct rl_pgdat *pgdat, struct rl_mapping *m, int ctx)
+{
+	/* For a write reclaim asked for it is reclaim's iput, wherever it
+	 * runs (the reclaimer or, for kswapd's async writepages, an engine
+	 * worker): the lock checker must see it in reclaim context. */
+	bool for_reclaim = ctx == RL_CTX_DIRECT || ctx == RL_CTX_KSWAPD;
+	bool last;
+
+	m->pins--;
+	pthread_mutex_unlock(pgdat->lock);
+	if (for_reclaim && pgdat->cfg.iput_delay_ms) {
+		struct timespec ts = { .tv_sec = pgdat->cfg.iput_delay_ms / 1000,
+				       .tv_nsec = (long)(pgdat->cfg.iput_delay_ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+	}
+	if (for_reclaim)
+		rl_lockdep_enter(RL_CTX_RECLAIM);
+	last = m->ops->iput(m);
+	if (for_reclaim)
+		rl_lockdep_leave(RL_CTX_RECLAIM);
+	pthread_mutex_lock(pgdat->lock);
+	if (last && for_reclaim)
+		pgdat->vm.nr_final_iput_reclaim++;
 }
 
 /* One request; lock held, dropped around the IO and iput. */

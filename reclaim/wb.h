@@ -43,6 +43,10 @@ int rl_wb_queue(struct rl_pgdat *pgdat, struct rl_mapping *m, uint64_t first, ui
  */
 void rl_end_writeback_run(struct rl_pgdat *pgdat, struct rl_mapping *m,
 			  struct rl_page *const *pages, uint32_t n, int err, bool pin, int ctx);
+/* Drop a writeback's pin on m (lock held, dropped around the iput); an
+ * iput for reclaim runs in RL_CTX_RECLAIM and, if it was the last,
+ * counts nr_final_iput_reclaim. */
+void rl_writeback_iput(struct rl_pgdat *pgdat, struct rl_mapping *m, int ctx);
 
 /* Requests queued or in flight (lock held). */
 unsigned rl_wb_inflight(const struct rl_pgdat *pgdat);

@@ -69,12 +69,8 @@ static int write_run(struct rl_pgdat *pgdat, struct rl_mapping *m, uint64_t firs
 		for (uint32_t i = 0; i < n; i++)
 			if (pages[i] != keep)
 				unlock_page(pages[i]);
-		if (pin) {
-			m->pins--;
-			pthread_mutex_unlock(pgdat->lock);
-			ops->iput(m);
-			pthread_mutex_lock(pgdat->lock);
-		}
+		if (pin)
+			rl_writeback_iput(pgdat, m, (int)ctx);
 		return err;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -204,12 +200,8 @@ static pageout_t pageout_writepages(struct rl_pgdat *pgdat, struct rl_page *page
 	/* Async: the engine drops the pin at completion. Sync: dropped here,
 	 * by the reclaiming thread. */
 	err = write_run(pgdat, m, page->index, n, pages, sync, sc->ctx, page, pin && !sync);
-	if (sync && pin) {
-		m->pins--;
-		pthread_mutex_unlock(pgdat->lock);
-		m->ops->iput(m);
-		pthread_mutex_lock(pgdat->lock);
-	}
+	if (sync && pin)
+		rl_writeback_iput(pgdat, m, (int)sc->ctx);
 	if (pages != stack_pages)
 		free(pages);
 	return result_of(pgdat, page, err, sc, before);

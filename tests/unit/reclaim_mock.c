@@ -209,7 +209,7 @@ static void mock_igrab(struct rl_mapping *m)
 	pthread_mutex_unlock(&map->mock->lock);
 }
 
-static void mock_iput(struct rl_mapping *m)
+static bool mock_iput(struct rl_mapping *m)
 {
 	struct rl_mock_mapping *map = to_map(m);
 	struct rl_mock *mk = map->mock;
@@ -227,6 +227,7 @@ static void mock_iput(struct rl_mapping *m)
 	pthread_mutex_unlock(&mk->lock);
 	if (final && mk->on_final_iput)
 		mk->on_final_iput(mk, map, mk->hook_arg);
+	return final;
 }
 
 static const struct rl_mapping_ops mock_ops = {

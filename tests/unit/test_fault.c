@@ -609,8 +609,11 @@ static void data_test(const struct rl_aops *ops, bool verify)
 	assert_true(c.faults_wp > 0);
 	assert_int_equal(c.bytes_written, c.pages_written * PG);
 	assert_int_equal(c.faults_missing, c.zero_fills + c.pages_read);
+	/* A page read and checked whose copy into the client then finds the
+	 * range gone (uffd_target_gone) is checked but not counted as read. */
 	if (verify)
-		assert_int_equal(c.verify_checked, c.pages_read);
+		assert_true(c.verify_checked >= c.pages_read &&
+			    c.verify_checked <= c.pages_read + 8);
 	assert_int_equal(c.verify_failed, 0);
 	c = totals(&e);
 	sc = session_totals(&e);
