@@ -35,57 +35,11 @@
 #define PG 4096ul
 #define MAX_PROCS 256
 
-static const char usage[] =
-	"usage: mmapwrite FILE SIZE [--procs N] [--order seq|random] [--passes K] [--seed S]\n"
-	"  SIZE in bytes or with K, M, G; a multiple of 4096 * N\n";
-
-static _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("mmapwrite: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static _Noreturn void bad_usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "mmapwrite: %s '%s'\n%s", what, arg, usage);
-	exit(2);
-}
-
-static uint64_t parse_num(const char *s, bool suffix)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		bad_usage("not a number:", s);
-	v = strtoull(s, &end, 10);
-	if (errno)
-		bad_usage("out of range:", s);
-	if (suffix && *end) {
-		int shift = 0;
-
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: bad_usage("not a size:", s);
-		}
-		if (end[1] || v > (UINT64_MAX >> shift))
-			bad_usage("not a size:", s);
-		v <<= shift;
-		end++;
-	}
-	if (*end)
-		bad_usage("not a number:", s);
-	return v;
-}
+#define PROG_NAME "mmapwrite"
+#define PROG_USAGE \
+	"usage: mmapwrite FILE SIZE [--procs N] [--order seq|random] [--passes K] [--seed S]\n" \
+	"  SIZE in bytes or with K, M, G; a multiple of 4096 * N\n"
+#include "prog.h"
 
 static uint64_t page_seed(uint64_t seed, uint64_t pass, uint64_t page)
 {
@@ -245,7 +199,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!file || !size_arg) {
-		fputs(usage, stderr);
+		fputs(PROG_USAGE, stderr);
 		return 2;
 	}
 	size = parse_num(size_arg, true);

@@ -37,55 +37,11 @@
 #define PG 4096ul
 #define MAX_LIVE 64
 
-static const char usage[] =
-	"usage: unlinker DIR NFILES SIZE [--live K] [--seed S]\n"
-	"  SIZE in bytes or with K, M, G; a multiple of 4096; 1 <= K <= 64\n";
-
-static _Noreturn __attribute__((format(printf, 1, 2))) void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("unlinker: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static _Noreturn void bad_usage(const char *what, const char *arg)
-{
-	fprintf(stderr, "unlinker: %s '%s'\n%s", what, arg, usage);
-	exit(2);
-}
-
-static uint64_t parse_num(const char *s, bool suffix)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		bad_usage("not a number:", s);
-	v = strtoull(s, &end, 10);
-	if (errno)
-		bad_usage("out of range:", s);
-	if (suffix && *end) {
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: bad_usage("not a size:", s);
-		}
-		if (end[1] || v > (UINT64_MAX >> shift))
-			bad_usage("not a size:", s);
-		return (uint64_t)v << shift;
-	}
-	if (*end)
-		bad_usage("not a number:", s);
-	return v;
-}
+#define PROG_NAME "unlinker"
+#define PROG_USAGE \
+	"usage: unlinker DIR NFILES SIZE [--live K] [--seed S]\n" \
+	"  SIZE in bytes or with K, M, G; a multiple of 4096; 1 <= K <= 64\n"
+#include "prog.h"
 
 static uint64_t page_seed(uint64_t seed, uint64_t file, uint64_t page)
 {
